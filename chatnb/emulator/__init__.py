@@ -1,0 +1,10 @@
+"""The embedded ACS emulator: a local Chat + Identity service that the official SDKs accept.
+
+>>> from chatnb.emulator import Emulator
+>>> with Emulator() as emu:
+...     print(emu.connection_string)
+"""
+
+from .server import DEFAULT_LOCATION, Emulator, LocationInUse, read_server_info
+
+__all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "read_server_info"]

@@ -1,0 +1,169 @@
+"""JSON shapes of the ACS Chat and Identity wire protocol, rendered from store rows and parsed from bodies.
+
+Rendering follows what the official SDKs need (see ``shared/reference/wire-requirements.md``): every
+identifier carries both ``rawId`` and ``communicationUser.id``; timestamps are UTC with a ``Z``; ids,
+``sequenceId`` and ``version`` are strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._time import format_rfc3339, parse_rfc3339_us
+from .errors import BadRequest
+from .store import Message, Participant, Thread
+
+__all__ = [
+    "identifier",
+    "message_json",
+    "parse_identifier",
+    "parse_metadata",
+    "parse_participant",
+    "parse_time",
+    "participant_json",
+    "thread_item_json",
+    "thread_json",
+]
+
+_EPOCH_TEXT = "1970-01-01T00:00:00Z"
+
+
+def identifier(user_id: str) -> dict[str, Any]:
+    return {"rawId": user_id, "kind": "communicationUser", "communicationUser": {"id": user_id}}
+
+
+def parse_identifier(value: Any, target: str) -> str:
+    """The user id in a ``CommunicationIdentifierModel``.
+
+    Raises:
+        BadRequest: if it is not an object naming an ACS communication user.
+    """
+    if not isinstance(value, dict):
+        raise BadRequest(f"{target} must be a CommunicationIdentifierModel object.", target=target)
+    user = value.get("communicationUser")
+    raw = value.get("rawId")
+    if isinstance(user, dict):
+        user_id = user.get("id")
+        if not isinstance(user_id, str) or not user_id:
+            raise BadRequest(f"{target}.communicationUser.id must be a string.", target=target)
+        if raw is not None and raw != user_id:
+            raise BadRequest(f"{target}.rawId does not match communicationUser.id.", target=target)
+        return user_id
+    if isinstance(raw, str) and raw.startswith("8:acs:"):
+        return raw
+    kinds = [k for k in ("phoneNumber", "microsoftTeamsUser", "microsoftTeamsApp") if k in value]
+    if kinds:
+        raise BadRequest(
+            f"{target} is a {kinds[0]} identifier; the emulator supports communication users only.",
+            target=target,
+        )
+    raise BadRequest(f"{target} does not name a communication user.", target=target)
+
+
+def parse_time(value: Any, target: str) -> int:
+    if not isinstance(value, str):
+        raise BadRequest(f"{target} must be an RFC 3339 date-time string.", target=target)
+    try:
+        return parse_rfc3339_us(value)
+    except ValueError:
+        raise BadRequest(f"{target} is not an RFC 3339 date-time: {value[:64]!r}.", target=target) from None
+
+
+def parse_metadata(value: Any, target: str, max_bytes: int | None = None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise BadRequest(f"{target} must be an object of string values.", target=target)
+    if max_bytes is not None:
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+        if size > max_bytes:
+            raise BadRequest(f"{target} is {size} bytes; at most {max_bytes} are allowed.", target=target)
+    return value
+
+
+def parse_participant(value: Any, target: str, *, with_metadata: bool) -> Participant:
+    if not isinstance(value, dict):
+        raise BadRequest(f"{target} must be a ChatParticipant object.", target=target)
+    if "communicationIdentifier" not in value:
+        raise BadRequest(f"{target}.communicationIdentifier is required.", target=target)
+    user_id = parse_identifier(value["communicationIdentifier"], f"{target}.communicationIdentifier")
+    name = value.get("displayName")
+    if name is not None and not isinstance(name, str):
+        raise BadRequest(f"{target}.displayName must be a string.", target=target)
+    share = value.get("shareHistoryTime")
+    share_us = None if share is None else parse_time(share, f"{target}.shareHistoryTime")
+    metadata = parse_metadata(value.get("metadata"), f"{target}.metadata", 1024) if with_metadata else None
+    return Participant(user_id, name, share_us, metadata)
+
+
+def participant_json(p: Participant | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(p, dict):  # the stored form inside system messages and events
+        p = Participant(p["id"], p.get("displayName"), p.get("shareHistoryTime"), p.get("metadata"))
+    out: dict[str, Any] = {"communicationIdentifier": identifier(p.user_id)}
+    if p.display_name is not None:
+        out["displayName"] = p.display_name
+    out["shareHistoryTime"] = (
+        _EPOCH_TEXT if p.share_history_time is None else format_rfc3339(p.share_history_time)
+    )
+    if p.metadata:
+        out["metadata"] = p.metadata
+    return out
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": m.id,
+        "type": m.type,
+        "sequenceId": str(m.seq),
+        "version": m.version,
+        "createdOn": format_rfc3339(m.created_on),
+    }
+    if m.system is not None:
+        content: dict[str, Any] = {"initiatorCommunicationIdentifier": identifier(m.system["initiator"])}
+        if "topic" in m.system:
+            content["topic"] = m.system["topic"]
+        if "participants" in m.system:
+            content["participants"] = [participant_json(p) for p in m.system["participants"]]
+        out["content"] = content
+    elif m.deleted_on is None:
+        out["content"] = {"message": m.content}
+    if m.sender_display_name is not None:
+        out["senderDisplayName"] = m.sender_display_name
+    if m.sender_id is not None:
+        out["senderCommunicationIdentifier"] = identifier(m.sender_id)
+    if m.edited_on is not None:
+        out["editedOn"] = format_rfc3339(m.edited_on)
+    if m.deleted_on is not None:
+        out["deletedOn"] = format_rfc3339(m.deleted_on)
+    if m.metadata:
+        out["metadata"] = m.metadata
+    return out
+
+
+def thread_json(t: Thread, *, modern: bool) -> dict[str, Any]:
+    """``ChatThreadProperties``; ``modern`` adds the 2025-03-15 fields."""
+    out: dict[str, Any] = {
+        "id": t.id,
+        "topic": t.topic,
+        "createdOn": format_rfc3339(t.created_on),
+        "createdByCommunicationIdentifier": identifier(t.created_by),
+    }
+    if t.deleted_on is not None:
+        out["deletedOn"] = format_rfc3339(t.deleted_on)
+    if modern:
+        out["metadata"] = t.metadata or {}
+        out["retentionPolicy"] = t.retention or {"kind": "none"}
+    return out
+
+
+def thread_item_json(t: Thread) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": t.id,
+        "topic": t.topic,
+        "lastMessageReceivedOn": format_rfc3339(t.last_message_on),
+    }
+    if t.deleted_on is not None:
+        out["deletedOn"] = format_rfc3339(t.deleted_on)
+    return out

@@ -1,0 +1,43 @@
+"""Shared fixtures: a real emulator on a free loopback port, and a clean environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatnb.emulator import Emulator
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's chatnb or ACS settings."""
+    for name in list(os.environ):
+        if name.startswith("CHATNB_") or name == "COMMUNICATION_SERVICES_CONNECTION_STRING":
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    """One in-memory emulator for the session, HTTPS on a free loopback port."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def fresh_emulator() -> Iterator[Emulator]:
+    """An emulator of the test's own, for tests that need an empty store."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    """``shared/reference``: the ACS specifications and recorded real-service traffic."""
+    if not REFERENCE.is_dir():
+        pytest.fail(f"reference material missing at {REFERENCE}")
+    return REFERENCE
