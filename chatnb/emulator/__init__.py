@@ -5,6 +5,6 @@
 ...     print(emu.connection_string)
 """
 
-from .server import DEFAULT_LOCATION, Emulator, LocationInUse, read_server_info
+from .server import DEFAULT_LOCATION, Emulator, LocationInUse, ca_for_endpoint, read_server_info
 
-__all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "read_server_info"]
+__all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "ca_for_endpoint", "read_server_info"]

@@ -32,7 +32,7 @@ from .certs import ensure_certificate
 from .events import Broadcaster
 from .store import Store
 
-__all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "read_server_info"]
+__all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "ca_for_endpoint", "read_server_info"]
 
 DEFAULT_LOCATION = Path(os.environ.get("CHATNB_HOME", Path.home() / ".chatnb")) / "emulator"
 DB_NAME = "chatnb.sqlite3"
@@ -52,6 +52,30 @@ def read_server_info(location: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return info
+
+
+_RUNNING: dict[str, Path] = {}
+
+
+def _endpoint_key(endpoint: str) -> str:
+    return endpoint.strip().rstrip("/").lower()
+
+
+def ca_for_endpoint(endpoint: str) -> Path | None:
+    """The certificate to trust for ``endpoint`` if it is an emulator this machine knows.
+
+    Emulators started in this process are known; so is the one serving the default location (or
+    ``$CHATNB_HOME``), announced in its ``server.json``. Anything else returns ``None``.
+    """
+    key = _endpoint_key(endpoint)
+    if key in _RUNNING:
+        return _RUNNING[key]
+    info = read_server_info(DEFAULT_LOCATION)
+    if info and _endpoint_key(str(info.get("endpoint", ""))) == key:
+        ca = Path(str(info.get("ca_cert", "")))
+        if ca.is_file():
+            return ca
+    return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -234,6 +258,7 @@ class Emulator:
                 break
             await asyncio.sleep(0.005)
         self._write_server_info()
+        _RUNNING[_endpoint_key(self.endpoint)] = self.ca_cert
         if on_ready is not None:
             on_ready()
         self._started.set()
@@ -295,6 +320,7 @@ class Emulator:
         self._cleanup()
 
     def _cleanup(self) -> None:
+        _RUNNING.pop(_endpoint_key(self.endpoint), None)
         if self.location is not None:
             info = read_server_info(self.location)
             if info is not None and info.get("pid") == os.getpid():
