@@ -7,10 +7,35 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .emulator.limits import FaultPlan
 
 __all__ = ["main"]
 
 Command = Callable[[argparse.Namespace], int]
+
+
+def _fault_plan(args: argparse.Namespace) -> FaultPlan | None:
+    """The ``FaultPlan`` of the ``--faults*`` options, or ``None`` when faults are off."""
+    from .emulator.limits import FaultPlan
+
+    if not args.faults:
+        return None
+    try:
+        statuses = tuple(int(s) for s in args.fault_statuses.split(",") if s.strip())
+    except ValueError:
+        raise ValueError(
+            f"--fault-statuses must be a comma-separated list, not {args.fault_statuses!r}"
+        ) from None
+    return FaultPlan(
+        rate=args.faults,
+        statuses=statuses,
+        delay=args.fault_delay_ms / 1000,
+        retry_after=args.fault_retry_after,
+        seed=args.fault_seed,
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -23,6 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     location = None if args.in_memory else (args.location or DEFAULT_LOCATION)
     try:
+        faults = _fault_plan(args)
         emu = Emulator(
             location,
             host=args.host,
@@ -32,6 +58,8 @@ def _serve(args: argparse.Namespace) -> int:
             key=args.key,
             http_port=args.http_port if args.http else None,
             debug=args.debug,
+            rate_limits=args.rate_limits,
+            faults=faults,
         )
     except (LocationInUse, ValueError) as exc:
         print(f"chatnb serve: {exc}", file=sys.stderr)
@@ -44,6 +72,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  certificate (PEM):  {emu.ca_cert}   (trust it: connection_verify=<this path>)")
         if emu.http_endpoint:
             print(f"  plain HTTP:         {emu.http_endpoint}")
+        if emu.rate_limiter is not None:
+            print("  rate limits:        on (the real service's documented limits; 429 + Retry-After)")
+        if emu.fault_injector is not None:
+            plan = emu.fault_injector.plan
+            statuses = ",".join(map(str, plan.statuses)) or "none"
+            print(
+                f"  fault injection:    {plan.rate:.0%} of requests (statuses {statuses}, "
+                f"delay {plan.delay * 1000:.0f} ms, seed {plan.seed})"
+            )
         print("  press Ctrl-C to stop", flush=True)
 
     def terminate(signum: int, frame: object) -> None:
@@ -70,6 +107,42 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="also listen for plain HTTP")
     serve.add_argument("--http-port", type=int, default=0, help="port of --http (0: a free one)")
     serve.add_argument("--debug", action="store_true", help="log every request")
+    limits = serve.add_argument_group(
+        "throttling and fault injection (off by default; for testing clients against a difficult service)"
+    )
+    limits.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="enforce the real service's documented rate limits: 429 with Retry-After when exceeded",
+    )
+    limits.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="answer this share (0-1) of Chat/Identity/event-stream requests with an injected fault",
+    )
+    limits.add_argument(
+        "--fault-statuses",
+        default="429,503",
+        metavar="LIST",
+        help="statuses of injected errors, comma-separated (default 429,503; empty for delays only)",
+    )
+    limits.add_argument(
+        "--fault-delay-ms",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also inject delays of N ms (then served normally), as likely as each status",
+    )
+    limits.add_argument(
+        "--fault-retry-after",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="largest Retry-After of an injected error in seconds (default 1; each draws 0..S)",
+    )
+    limits.add_argument("--fault-seed", type=int, metavar="S", help="seed, to replay the same faults")
     serve.set_defaults(func=_serve)
     return parser
 

@@ -5,6 +5,15 @@
 ...     print(emu.connection_string)
 """
 
+from .limits import FaultPlan, RateLimiter
 from .server import DEFAULT_LOCATION, Emulator, LocationInUse, ca_for_endpoint, read_server_info
 
-__all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "ca_for_endpoint", "read_server_info"]
+__all__ = [
+    "DEFAULT_LOCATION",
+    "Emulator",
+    "FaultPlan",
+    "LocationInUse",
+    "RateLimiter",
+    "ca_for_endpoint",
+    "read_server_info",
+]

@@ -30,6 +30,7 @@ from .app import EmulatorState, create_app
 from .auth import TokenIssuer
 from .certs import ensure_certificate
 from .events import Broadcaster
+from .limits import FaultInjector, FaultPlan, LimitsMiddleware, RateLimiter
 from .store import Store
 
 __all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "ca_for_endpoint", "read_server_info"]
@@ -99,6 +100,10 @@ class Emulator:
         cert, key: PEM files of the TLS certificate; by default a self-signed one under the location.
         http_port: also listen for plain HTTP on this port (0 picks one); ``None`` for no HTTP listener.
         debug: log every request.
+        rate_limits: enforce the real service's documented rate limits (429 with ``Retry-After``); pass a
+            :class:`~chatnb.emulator.limits.RateLimiter` to choose its clock or limits. Off by default.
+        faults: a :class:`~chatnb.emulator.limits.FaultPlan`: answer a share of the Chat, Identity and
+            event-stream requests with 429/503 (and ``Retry-After``) or delay them. Off by default.
     """
 
     def __init__(
@@ -113,6 +118,8 @@ class Emulator:
         http_port: int | None = None,
         debug: bool = False,
         check_hmac_date: bool = True,
+        rate_limits: bool | RateLimiter = False,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.location = None if location is None else Path(location).expanduser().resolve()
         self.host = host
@@ -147,6 +154,17 @@ class Emulator:
             extras={"broadcaster": self.broadcaster},
         )
         self.app = create_app(self.state)
+        self.rate_limiter: RateLimiter | None = (
+            rate_limits if isinstance(rate_limits, RateLimiter) else RateLimiter() if rate_limits else None
+        )
+        self.fault_injector = None if faults is None else FaultInjector(faults)
+        if self.rate_limiter is not None or self.fault_injector is not None:
+            self.app.add_middleware(
+                LimitsMiddleware,
+                issuer=self.state.issuer,
+                limiter=self.rate_limiter,
+                faults=self.fault_injector,
+            )
         self.port = 0
         self.http_port: int | None = None
         self._servers: list[uvicorn.Server] = []
