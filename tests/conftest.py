@@ -13,6 +13,16 @@ from chatnb.emulator import Emulator
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long variants (``@pytest.mark.slow``) run only with ``make test-long`` (CHATNB_LONG=1) or ``-m``."""
+    if os.environ.get("CHATNB_LONG") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's chatnb or ACS settings."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,11 +124,31 @@ async def read_json(request: Request, *, required: bool = True) -> Any:
             raise BadRequest("The request body is required.", code="MissingRequestBody")
         return None
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(
             f"The request body is not valid JSON: {str(exc)[:120]}", code="InvalidJson"
         ) from None
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(body):
+        raise BadRequest(
+            "The request body is not valid JSON: a \\u escape encodes an unpaired UTF-16 surrogate.",
+            code="InvalidJson",
+        )
+    return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string that is not valid Unicode (it cannot be stored)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except RecursionError:  # too deep to re-encode: refuse rather than risk storing it
+        return True
+    return False
 
 
 async def read_object(request: Request, *, required: bool = True) -> dict[str, Any]:
