@@ -152,9 +152,14 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 
 async def read_object(request: Request, *, required: bool = True) -> dict[str, Any]:
-    body = await read_json(request, required=required)
-    if body is None:
+    """The request's JSON object body (``{}`` when empty and not required).
+
+    Raises:
+        BadRequest: if the body is missing, not JSON or not an object (``null`` included).
+    """
+    if not required and not (await request.body()).strip():
         return {}
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.", code="InvalidRequestBody")
     return body

@@ -128,7 +128,7 @@ def _int_param(request: Request, name: str, default: int, minimum: int, maximum:
         raise BadRequest(f"{name} must be an integer, not {raw[:20]!r}.", target=name) from None
     if value < minimum:
         raise BadRequest(f"{name} must be at least {minimum}.", target=name)
-    return value if maximum is None else min(value, maximum)
+    return min(value, _MAX_INT if maximum is None else maximum)
 
 
 def _page_size(request: Request) -> int:
@@ -147,6 +147,7 @@ def _start_time(request: Request) -> int | None:
         ) from None
 
 
+_MAX_INT = 2**63 - 1
 _BAD_SYNC_STATE = "syncState is not a continuation token of this service."
 
 
@@ -159,9 +160,12 @@ def _sync_state(request: Request, parts: int) -> tuple[int, ...] | None:
     if len(fields) != parts:
         raise BadRequest(_BAD_SYNC_STATE, target="syncState")
     try:
-        return tuple(int(part, 16) for part in fields)
+        values = tuple(int(part, 16) for part in fields)
     except ValueError:
         raise BadRequest(_BAD_SYNC_STATE, target="syncState") from None
+    if any(not 0 <= v <= _MAX_INT for v in values[:2]):  # times and sequence ids fit SQLite's INTEGER
+        raise BadRequest(_BAD_SYNC_STATE, target="syncState")
+    return values
 
 
 def _page(items: list[Any], next_query: dict[str, Any] | None, request: Request) -> Response:

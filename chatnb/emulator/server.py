@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import secrets
+import signal
 import socket
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 import uvicorn
@@ -39,6 +42,7 @@ DEFAULT_LOCATION = Path(os.environ.get("CHATNB_HOME", Path.home() / ".chatnb")) 
 DB_NAME = "chatnb.sqlite3"
 CONFIG_NAME = "emulator.json"
 SERVER_INFO_NAME = "server.json"
+EVENTS_PATH = "/chatnb/events"
 LOCK_NAME = "emulator.lock"
 
 
@@ -87,6 +91,37 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server with a prompt, quiet shutdown.
+
+    At shutdown, idle keep-alive connections are aborted at once: a graceful TLS close waits for the
+    client's ``close_notify``, which the SDKs' pooled connections never send, so every stop used to sit
+    out the whole grace period and then log "Cancel 0 running task(s)". The emulator's own event streams
+    end too (a stream outliving its server is expected; clients reconnect). Requests in flight keep
+    uvicorn's grace period, and its error if they overrun it. Signals are not captured here:
+    :meth:`Emulator.serve_forever` handles them, so nothing is re-raised after a clean shutdown.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            cycle = getattr(connection, "cycle", None)
+            if transport is None or transport.is_closing():
+                continue
+            if cycle is None or cycle.response_complete:
+                if transport.get_write_buffer_size() == 0:
+                    transport.abort()
+            elif cycle.scope.get("path") == EVENTS_PATH:
+                transport.abort()
+        await super().shutdown(sockets)
 
 
 class Emulator:
@@ -257,11 +292,11 @@ class Emulator:
             ssl_keyfile=str(self.cert_key),
             **common,
         )
-        servers = [(uvicorn.Server(tls), tls_sock)]
+        servers: list[tuple[uvicorn.Server, socket.socket]] = [(_Server(tls), tls_sock)]
         if self._http_port is not None:
             http_sock = _bind(self.host, self._http_port)
             self.http_port = http_sock.getsockname()[1]
-            servers.append((uvicorn.Server(uvicorn.Config(self.app, **common)), http_sock))
+            servers.append((_Server(uvicorn.Config(self.app, **common)), http_sock))
         return servers
 
     async def _serve(
@@ -317,16 +352,28 @@ class Emulator:
         """Serve in this thread until interrupted (Ctrl-C / SIGTERM), then shut down cleanly."""
         pairs = self._make_servers()
         self._servers = [srv for srv, _ in pairs]
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             loop = self._new_loop()
             try:
                 loop.run_until_complete(self._serve(pairs, on_ready))
             finally:
                 loop.close()
-        except KeyboardInterrupt:  # uvicorn re-raises the signal it shut down on
+        except KeyboardInterrupt:  # a signal that arrived before the handlers were in place
             pass
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self._cleanup()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """First Ctrl-C / SIGTERM: shut down gracefully; a second Ctrl-C: stop waiting for requests."""
+        for srv in self._servers:
+            if srv.should_exit and signum == signal.SIGINT:
+                srv.force_exit = True
+            srv.should_exit = True
 
     def stop(self) -> None:
         """Stop serving, close the store and release the location."""

@@ -1,0 +1,211 @@
+"""`python -m chatnb serve` as a real process: output, options, clean stops, restarts and crashes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from chatnb.cli import main
+from chatnb.emulator.certs import ensure_certificate
+from tests.wire_helpers import Wire, q
+
+START_TIMEOUT_S = 30
+
+
+@dataclass
+class Served:
+    """A running ``chatnb serve`` process and what it printed on start."""
+
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._pump, daemon=True).start()
+        while True:
+            try:
+                line = self._queue.get(timeout=START_TIMEOUT_S)
+            except queue.Empty:
+                self.process.kill()
+                pytest.fail(f"chatnb serve printed no ready line in {START_TIMEOUT_S} s: {self.lines}")
+            if line is None:
+                pytest.fail(f"chatnb serve exited early ({self.process.wait()}): {self.lines}")
+            self.lines.append(line)
+            if "Ctrl-C" in line:
+                return
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def field(self, label: str) -> str:
+        for line in self.lines:
+            if line.strip().startswith(label + ":"):
+                return line.split(":", 1)[1].split("   (")[0].strip()
+        raise AssertionError(f"no {label!r} line in {self.lines}")
+
+    @property
+    def connection_string(self) -> str:
+        return self.field("connection string")
+
+    @property
+    def ca_cert(self) -> str:
+        return self.field("certificate (PEM)")
+
+    def wire(self, *, base_url: str | None = None) -> Wire:
+        return Wire.connect(self.connection_string, self.ca_cert, base_url=base_url)
+
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> tuple[int, str, str]:
+        """Send ``sig``; return the exit code, the rest of stdout and stderr."""
+        self.process.send_signal(sig)
+        rc = self.process.wait(15)
+        rest = []
+        while (line := self._queue.get(timeout=5)) is not None:
+            rest.append(line)
+        assert self.process.stderr is not None
+        return rc, "\n".join(rest), self.process.stderr.read()
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "chatnb", "serve", "--port", "0", *args]
+
+
+@pytest.fixture
+def serve() -> Iterator[type[Served]]:
+    started: list[subprocess.Popen[str]] = []
+
+    class Tracked(Served):
+        def __init__(self, *args: str) -> None:
+            process = subprocess.Popen(
+                _command(*args),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=os.environ.copy(),
+            )
+            started.append(process)
+            super().__init__(process)
+
+    yield Tracked
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_serve_on_a_location_stops_cleanly_and_restarts_with_its_data(
+    serve: type[Served], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    location = tmp_path / "emu"
+    first = serve("--location", str(location))
+    assert first.field("storage") == str(location)
+    assert re.fullmatch(
+        r"endpoint=https://127\.0\.0\.1:\d+/;accesskey=[A-Za-z0-9+/=]+", first.connection_string
+    )
+    assert Path(first.ca_cert) == location / "emulator-cert.pem"
+    with first.wire() as wire:  # certificate verification on
+        user = wire.new_user()
+        tid = wire.create_thread(user, "kept")
+        mid = wire.send(tid, user, "still here")
+
+    assert main(["serve", "--location", str(location)]) == 1  # refused at once: the first one holds the lock
+    refusal = capsys.readouterr().err
+    assert "another emulator is serving" in refusal and str(location) in refusal
+
+    rc, out, err = first.stop(signal.SIGINT)
+    assert rc == 0, err
+    assert "stopped" in out
+    assert "Traceback" not in err and "ERROR" not in err, err
+
+    again = serve("--location", str(location))
+    assert again.connection_string.split(";")[1] == first.connection_string.split(";")[1]  # same access key
+    assert again.ca_cert == first.ca_cert
+    with again.wire() as wire:
+        message = wire.chat(
+            "GET", f"/chat/threads/{q(tid)}/messages/{mid}", user
+        )  # the old token still works
+        assert message.status_code == 200 and message.json()["content"]["message"] == "still here"
+        assert wire.chat("GET", f"/chat/threads/{q(tid)}", user).json()["topic"] == "kept"
+    rc, _, err = again.stop(signal.SIGTERM)
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_acknowledged_message_survives_sigkill(serve: type[Served], tmp_path: Path) -> None:
+    location = tmp_path / "emu"
+    first = serve("--location", str(location))
+    with first.wire() as wire:
+        user = wire.new_user()
+        tid = wire.create_thread(user)
+        sent = [wire.send(tid, user, f"m{i}") for i in range(20)]
+    first.process.kill()
+    first.process.wait(10)
+    again = serve("--location", str(location))
+    with again.wire() as wire:
+        listed = wire.all_messages(tid, user)
+    assert [m["id"] for m in listed if m["type"] == "text"] == sent[::-1]
+    assert next(m["content"]["message"] for m in listed if m["type"] == "text") == "m19"
+    again.stop()
+
+
+def test_in_memory_with_http_listener_and_access_key(serve: type[Served]) -> None:
+    key = "c2VjcmV0LWtleS1mb3ItdGhlLWNoYXRuYi1jbGktdGVzdA=="
+    served = serve("--in-memory", "--http", "--access-key", key)
+    assert served.field("storage") == "in memory"
+    assert served.connection_string.endswith(";accesskey=" + key)
+    http = served.field("plain HTTP")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", http)
+    with served.wire(base_url=http) as plain:  # Identity over plain HTTP, signed with the given key
+        user = plain.new_user()
+        assert plain.chat("GET", "/chat/threads", user).status_code == 200
+    with served.wire() as tls:  # the same store behind both listeners
+        tid = tls.create_thread(user, "both")
+    with served.wire(base_url=http) as plain:
+        assert plain.chat("GET", f"/chat/threads/{q(tid)}", user).json()["topic"] == "both"
+    rc, _, err = served.stop()
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_given_certificate_and_key_are_served(serve: type[Served], tmp_path: Path) -> None:
+    cert, key = ensure_certificate(tmp_path / "pki")
+    served = serve("--in-memory", "--cert", str(cert), "--key", str(key))
+    assert Path(served.ca_cert) == cert
+    with Wire.connect(served.connection_string, str(cert)) as wire:
+        assert wire.create_user().status_code == 201
+    other, _ = ensure_certificate(tmp_path / "other")
+    with (
+        Wire.connect(served.connection_string, str(other)) as wire,
+        pytest.raises(Exception, match="CERTIFICATE"),
+    ):
+        wire.create_user()
+    served.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        pytest.param(("--in-memory", "--cert", "x.pem"), 2, "--cert and --key", id="cert-without-key"),
+        pytest.param(("--in-memory", "--access-key", "not base64!"), 1, "base64", id="bad-key"),
+        pytest.param(("--in-memory", "--access-key", "c2hvcnQ="), 1, "16 bytes", id="short-key"),
+    ],
+)
+def test_bad_options_are_refused_with_a_message(
+    args: tuple[str, ...], status: int, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refusals happen before anything is served, so the CLI's ``main`` runs in-process here."""
+    assert main(["serve", "--port", "0", *args]) == status
+    assert message in capsys.readouterr().err
