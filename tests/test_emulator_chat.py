@@ -290,7 +290,8 @@ def test_page_size_is_capped_at_200(wire: Wire, long_thread: tuple[str, User, se
 def test_python_style_continuation_replaces_api_version(
     wire: Wire, long_thread: tuple[str, User, set[str]]
 ) -> None:
-    """Python re-sends the nextLink's query with its own api-version; an absent one is accepted too."""
+    """Python re-sends the nextLink's query with its own api-version; a continuation is never refused for
+    its api-version (absent or unknown)."""
     tid, owner, _ = long_thread
     path = f"/chat/threads/{q(tid)}/messages"
     body = wire.chat("GET", path, owner, params={"maxPageSize": 150}).json()
@@ -298,8 +299,10 @@ def test_python_style_continuation_replaces_api_version(
     query.pop("api-version")
     modern = wire.chat("GET", path, owner, params=query, version="2025-03-15")
     bare = wire.chat("GET", path, owner, params=query, version=None)
-    assert modern.status_code == bare.status_code == 200
+    future = wire.chat("GET", path, owner, params=query, version="2099-01-01")
+    assert modern.status_code == bare.status_code == future.status_code == 200
     assert [m["id"] for m in modern.json()["value"]] == [m["id"] for m in bare.json()["value"]]
+    assert future.json() == bare.json()
     assert len(bare.json()["value"]) == 112
 
 

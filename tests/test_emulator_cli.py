@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from chatnb.cli import main
+from chatnb.emulator import Emulator
 from chatnb.emulator.certs import ensure_certificate
-from tests.wire_helpers import Wire, q
+from tests.wire_helpers import LogRecords, Wire, q
 
 START_TIMEOUT_S = 30
 
@@ -162,37 +164,30 @@ def test_acknowledged_message_survives_sigkill(serve: type[Served], tmp_path: Pa
     again.stop()
 
 
-def test_in_memory_with_http_listener_and_access_key(serve: type[Served]) -> None:
+def test_in_memory_with_http_listener_access_key_and_certificate(serve: type[Served], tmp_path: Path) -> None:
     key = "c2VjcmV0LWtleS1mb3ItdGhlLWNoYXRuYi1jbGktdGVzdA=="
-    served = serve("--in-memory", "--http", "--access-key", key)
+    cert, cert_key = ensure_certificate(tmp_path / "pki")
+    served = serve("--in-memory", "--http", "--access-key", key, "--cert", str(cert), "--key", str(cert_key))
     assert served.field("storage") == "in memory"
     assert served.connection_string.endswith(";accesskey=" + key)
+    assert Path(served.ca_cert) == cert
     http = served.field("plain HTTP")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", http)
     with served.wire(base_url=http) as plain:  # Identity over plain HTTP, signed with the given key
         user = plain.new_user()
         assert plain.chat("GET", "/chat/threads", user).status_code == 200
-    with served.wire() as tls:  # the same store behind both listeners
+    with served.wire() as tls:  # TLS with the given certificate; the same store behind both listeners
         tid = tls.create_thread(user, "both")
     with served.wire(base_url=http) as plain:
         assert plain.chat("GET", f"/chat/threads/{q(tid)}", user).json()["topic"] == "both"
-    rc, _, err = served.stop()
-    assert rc == 0 and "Traceback" not in err, err
-
-
-def test_given_certificate_and_key_are_served(serve: type[Served], tmp_path: Path) -> None:
-    cert, key = ensure_certificate(tmp_path / "pki")
-    served = serve("--in-memory", "--cert", str(cert), "--key", str(key))
-    assert Path(served.ca_cert) == cert
-    with Wire.connect(served.connection_string, str(cert)) as wire:
-        assert wire.create_user().status_code == 201
     other, _ = ensure_certificate(tmp_path / "other")
     with (
         Wire.connect(served.connection_string, str(other)) as wire,
-        pytest.raises(Exception, match="CERTIFICATE"),
+        pytest.raises(httpx.ConnectError, match="CERTIFICATE"),
     ):
-        wire.create_user()
-    served.stop()
+        wire.create_user()  # verification is real: another certificate is not trusted
+    rc, _, err = served.stop()
+    assert rc == 0 and "Traceback" not in err, err
 
 
 @pytest.mark.parametrize(
@@ -209,3 +204,35 @@ def test_bad_options_are_refused_with_a_message(
     """Refusals happen before anything is served, so the CLI's ``main`` runs in-process here."""
     assert main(["serve", "--port", "0", *args]) == status
     assert message in capsys.readouterr().err
+
+
+def test_stop_ends_open_event_streams_without_a_shutdown_error() -> None:
+    """``Emulator.stop()`` while a client reads the event stream: the stream ends and nothing is logged."""
+    emu = Emulator().start()
+    lines: queue.Queue[str | None] = queue.Queue()
+    wire = Wire(emu)
+    user = wire.new_user()
+
+    def read() -> None:
+        headers = {"Authorization": f"Bearer {user.token}"}
+        params = {"api-version": "2024-03-07"}
+        try:
+            with wire.http.stream("GET", "/chatnb/events", params=params, headers=headers) as response:
+                for line in response.iter_lines():
+                    lines.put(line)
+        except httpx.HTTPError:
+            pass
+        lines.put(None)
+
+    reader = threading.Thread(target=read, daemon=True)
+    try:
+        with LogRecords() as logged:
+            reader.start()
+            assert (lines.get(timeout=10) or "").startswith("retry:")  # the stream is open
+            emu.stop()
+            reader.join(10)
+        assert not reader.is_alive()
+        assert logged.messages == []
+    finally:
+        wire.close()
+        emu.stop()

@@ -4,6 +4,7 @@ emulator, with certificate verification on: the whole quickstart flow, and the e
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -18,10 +19,15 @@ from azure.communication.chat import (
     CommunicationUserIdentifier,
 )
 from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
 
 from chatnb.emulator import Emulator
 from chatnb.emulator.auth import TokenIssuer
+from tests.wire_helpers import LogRecords
 
 pytestmark = pytest.mark.sdk
 
@@ -244,3 +250,17 @@ def test_errors_map_to_the_sdk_exception_types(sdk: Sdk) -> None:
     failed = sdk.thread(owner_chat, thread_id).add_participants([ChatParticipant(identifier=ghost)])
     ((participant, error),) = failed
     assert participant.identifier.properties["id"] == ghost.properties["id"] and error.code
+
+
+def test_stop_with_sdk_keep_alive_connections_open_is_quiet() -> None:
+    """The SDKs keep pooled TLS connections open; stopping must close them without a shutdown error."""
+    emu = Emulator().start()
+    with LogRecords() as logged:
+        sdk = Sdk(emu)
+        _, chat = sdk.user()
+        thread_id = chat.create_chat_thread("keep-alive").chat_thread.id
+        sdk.thread(chat, thread_id).send_message("open connection")
+        emu.stop()
+    assert logged.messages == []
+    with pytest.raises(ConnectionRefusedError):  # really stopped
+        socket.create_connection(("127.0.0.1", emu.port), timeout=5).close()

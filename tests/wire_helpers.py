@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import ssl
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from chatnb.emulator import Emulator
 __all__ = [
     "CHAT_VERSION",
     "IDENTITY_VERSION",
+    "LogRecords",
     "User",
     "Wire",
     "assert_error",
@@ -216,3 +218,29 @@ class Wire:
             if not body.get("nextLink"):
                 return items
             response = self.follow(body["nextLink"], user)
+
+
+class LogRecords(logging.Handler):
+    """Collects the records of one logger at or above ``level`` while in use as a context manager.
+
+    Attach it after the emulator has started: uvicorn configures its loggers when a server is made.
+    """
+
+    def __init__(self, name: str = "uvicorn.error", level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.logger = logging.getLogger(name)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    @property
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+    def __enter__(self) -> LogRecords:
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self)

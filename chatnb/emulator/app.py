@@ -88,13 +88,16 @@ def empty_response(status: int) -> Response:
 def api_version(request: Request, known: frozenset[str], *, continuation: bool = False) -> str:
     """The request's api-version.
 
+    A continuation request (one following a ``nextLink``) is never refused for its api-version: a
+    missing or unknown one is read as the newest stable version.
+
     Raises:
-        BadRequest: if it is missing (except on a continuation request) or not one the emulator knows.
+        BadRequest: if it is missing or not one the emulator knows (except on a continuation request).
     """
     version = request.query_params.get("api-version")
+    if continuation and (version is None or version not in known):
+        return max(v for v in known if "preview" not in v)
     if version is None:
-        if continuation:
-            return max(v for v in known if "preview" not in v)
         raise BadRequest("The api-version query parameter is required.", code="MissingApiVersionParameter")
     if version not in known:
         supported = ", ".join(sorted(v for v in known if "preview" not in v))
