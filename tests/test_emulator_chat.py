@@ -433,3 +433,21 @@ def test_share_history_time_round_trips(wire: Wire, alice: User, bob: User) -> N
     (listed,) = [x for x in value if x["communicationIdentifier"]["rawId"] == bob.id]
     assert abs(parse_rfc3339(listed["shareHistoryTime"]) - when) < timedelta(seconds=1)
     assert listed["displayName"] == "Bob"
+
+
+def test_participant_metadata_needs_api_version_2025_03_15(wire: Wire, alice: User, bob: User) -> None:
+    tid = wire.create_thread(alice)
+    path = f"/chat/threads/{q(tid)}/participants"
+    member = {**bob.participant("Bob"), "metadata": {"role": "guest"}}
+    assert (
+        wire.chat("POST", f"{path}/:add", alice, {"participants": [member]}, version="2025-03-15").status_code
+        == 201
+    )
+    modern = wire.chat("GET", path, alice, version="2025-03-15").json()["value"]
+    assert next(p for p in modern if p.get("displayName") == "Bob")["metadata"] == {"role": "guest"}
+    too_big = {**bob.participant(), "metadata": {"k": "v" * 1100}}
+    assert_error(
+        wire.chat("POST", f"{path}/:add", alice, {"participants": [too_big]}, version="2025-03-15"),
+        400,
+        "metadata",
+    )
