@@ -36,9 +36,23 @@ from .events import Broadcaster
 from .limits import FaultInjector, FaultPlan, LimitsMiddleware, RateLimiter
 from .store import Store
 
-__all__ = ["DEFAULT_LOCATION", "Emulator", "LocationInUse", "ca_for_endpoint", "read_server_info"]
+__all__ = [
+    "DEFAULT_LOCATION",
+    "Emulator",
+    "LocationInUse",
+    "ca_for_endpoint",
+    "default_location",
+    "read_server_info",
+]
 
 DEFAULT_LOCATION = Path(os.environ.get("CHATNB_HOME", Path.home() / ".chatnb")) / "emulator"
+
+
+def default_location() -> Path:
+    """``$CHATNB_HOME/emulator`` (default ``~/.chatnb/emulator``), read now rather than at import."""
+    return Path(os.environ.get("CHATNB_HOME") or Path.home() / ".chatnb").expanduser() / "emulator"
+
+
 DB_NAME = "chatnb.sqlite3"
 CONFIG_NAME = "emulator.json"
 SERVER_INFO_NAME = "server.json"
@@ -75,7 +89,7 @@ def ca_for_endpoint(endpoint: str) -> Path | None:
     key = _endpoint_key(endpoint)
     if key in _RUNNING:
         return _RUNNING[key]
-    info = read_server_info(DEFAULT_LOCATION)
+    info = read_server_info(default_location())
     if info and _endpoint_key(str(info.get("endpoint", ""))) == key:
         ca = Path(str(info.get("ca_cert", "")))
         if ca.is_file():

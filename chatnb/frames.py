@@ -1,0 +1,218 @@
+"""DataFrames of listings, built column-wise straight from the wire JSON; owns column order and dtypes.
+
+Every ``list_*`` method returns one of these frames. Columns and dtypes are stable: an empty listing is
+an empty frame with the same columns and dtypes. Text columns use pandas' nullable ``"string"`` dtype
+(missing = ``<NA>``), timestamps are ``datetime64[ns, UTC]`` (missing = ``NaT``), dict/list columns are
+``object``.
+
+Messages (:func:`messages_frame`, ordered chronologically: ascending ``sequence_id``):
+
+================== ======================= ==================================================
+column             dtype                   meaning
+================== ======================= ==================================================
+id                 string                  message id
+type               string                  text, html, topicUpdated, participantAdded/Removed
+sequence_id        int64                   position in the thread
+version            string                  changes on every edit
+content            string                  text of text/html messages; <NA> once deleted
+sender_id          string                  raw id of the sender (<NA> for system messages)
+sender_display_name string
+created_on         datetime64[ns, UTC]
+edited_on          datetime64[ns, UTC]     NaT unless edited
+deleted_on         datetime64[ns, UTC]     NaT unless deleted
+metadata           object                  dict of str, or None
+topic              string                  the new topic (topicUpdated)
+participant_ids    object                  list of raw ids (participantAdded/Removed), or None
+initiator_id       string                  who changed the topic / membership
+================== ======================= ==================================================
+
+Participants (:func:`participants_frame`): ``id`` string, ``display_name`` string,
+``share_history_time`` datetime64[ns, UTC], ``metadata`` object.
+
+Read receipts (:func:`read_receipts_frame`): ``sender_id`` string, ``chat_message_id`` string,
+``read_on`` datetime64[ns, UTC].
+
+Threads (:func:`threads_frame`): ``id`` string, ``topic`` string, ``last_message_received_on`` and
+``deleted_on`` datetime64[ns, UTC].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "PARTICIPANT_COLUMNS",
+    "READ_RECEIPT_COLUMNS",
+    "THREAD_COLUMNS",
+    "empty_frame",
+    "messages_frame",
+    "participants_frame",
+    "read_receipts_frame",
+    "threads_frame",
+]
+
+_TIME = "datetime64[ns, UTC]"
+
+MESSAGE_COLUMNS: dict[str, str] = {
+    "id": "string",
+    "type": "string",
+    "sequence_id": "int64",
+    "version": "string",
+    "content": "string",
+    "sender_id": "string",
+    "sender_display_name": "string",
+    "created_on": _TIME,
+    "edited_on": _TIME,
+    "deleted_on": _TIME,
+    "metadata": "object",
+    "topic": "string",
+    "participant_ids": "object",
+    "initiator_id": "string",
+}
+PARTICIPANT_COLUMNS: dict[str, str] = {
+    "id": "string",
+    "display_name": "string",
+    "share_history_time": _TIME,
+    "metadata": "object",
+}
+READ_RECEIPT_COLUMNS: dict[str, str] = {
+    "sender_id": "string",
+    "chat_message_id": "string",
+    "read_on": _TIME,
+}
+THREAD_COLUMNS: dict[str, str] = {
+    "id": "string",
+    "topic": "string",
+    "last_message_received_on": _TIME,
+    "deleted_on": _TIME,
+}
+
+Items = Sequence[Mapping[str, Any]]
+
+
+def empty_frame(columns: Mapping[str, str]) -> pd.DataFrame:
+    """An empty frame with ``columns`` (name -> dtype)."""
+    frame: pd.DataFrame = pd.DataFrame({name: _empty(dtype) for name, dtype in columns.items()})
+    return frame
+
+
+def _empty(dtype: str) -> Any:
+    if dtype == _TIME:
+        return pd.DatetimeIndex([], tz="UTC").as_unit("ns")
+    if dtype == "string":
+        return pd.array([], dtype="string")
+    return np.array([], dtype=dtype)
+
+
+def _strings(values: list[Any]) -> Any:
+    return pd.array(values, dtype="string")
+
+
+def _times(values: list[Any]) -> Any:
+    if all(v is None for v in values):
+        return pd.DatetimeIndex([pd.NaT] * len(values), tz="UTC").as_unit("ns")
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="ISO8601")).as_unit("ns")
+
+
+def _objects(values: list[Any]) -> np.ndarray[Any, Any]:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _raw_id(identifier: Any) -> str | None:
+    if not identifier:
+        return None
+    raw = identifier.get("rawId")
+    if raw is None:
+        user = identifier.get("communicationUser")
+        raw = user.get("id") if user else None
+    return raw  # type: ignore[no-any-return]
+
+
+def _frame(columns: Mapping[str, str], data: dict[str, Any]) -> pd.DataFrame:
+    frame: pd.DataFrame = pd.DataFrame({name: data[name] for name in columns}, copy=False)
+    return frame
+
+
+def messages_frame(items: Items) -> pd.DataFrame:
+    """Messages (wire ``ChatMessage`` dicts, any order) as a frame in ascending ``sequence_id``."""
+    if not items:
+        return empty_frame(MESSAGE_COLUMNS)
+    n = len(items)
+    seq = np.fromiter((int(m["sequenceId"]) for m in items), dtype=np.int64, count=n)
+    if n > 1 and not bool((seq[1:] >= seq[:-1]).all()):
+        if bool((seq[1:] <= seq[:-1]).all()):  # the service lists newest first
+            items, seq = items[::-1], seq[::-1].copy()
+        else:
+            order = np.argsort(seq, kind="stable")
+            items, seq = [items[i] for i in order], seq[order]
+    contents = [m.get("content") or {} for m in items]
+    get = dict.get
+    data = {
+        "id": _strings([m["id"] for m in items]),
+        "type": _strings([m.get("type") for m in items]),
+        "sequence_id": seq,
+        "version": _strings([m.get("version") for m in items]),
+        "content": _strings([get(c, "message") for c in contents]),
+        "sender_id": _strings([_raw_id(m.get("senderCommunicationIdentifier")) for m in items]),
+        "sender_display_name": _strings([m.get("senderDisplayName") for m in items]),
+        "created_on": _times([m.get("createdOn") for m in items]),
+        "edited_on": _times([m.get("editedOn") for m in items]),
+        "deleted_on": _times([m.get("deletedOn") for m in items]),
+        "metadata": _objects([m.get("metadata") for m in items]),
+        "topic": _strings([get(c, "topic") for c in contents]),
+        "participant_ids": _objects(
+            [
+                [_raw_id(p.get("communicationIdentifier")) for p in c["participants"]]
+                if "participants" in c
+                else None
+                for c in contents
+            ]
+        ),
+        "initiator_id": _strings([_raw_id(get(c, "initiatorCommunicationIdentifier")) for c in contents]),
+    }
+    return _frame(MESSAGE_COLUMNS, data)
+
+
+def participants_frame(items: Items) -> pd.DataFrame:
+    """Participants (wire ``ChatParticipant`` dicts) in the service's order."""
+    if not items:
+        return empty_frame(PARTICIPANT_COLUMNS)
+    data = {
+        "id": _strings([_raw_id(p.get("communicationIdentifier")) for p in items]),
+        "display_name": _strings([p.get("displayName") for p in items]),
+        "share_history_time": _times([p.get("shareHistoryTime") for p in items]),
+        "metadata": _objects([p.get("metadata") for p in items]),
+    }
+    return _frame(PARTICIPANT_COLUMNS, data)
+
+
+def read_receipts_frame(items: Items) -> pd.DataFrame:
+    """Read receipts (wire ``ChatMessageReadReceipt`` dicts) in the service's order."""
+    if not items:
+        return empty_frame(READ_RECEIPT_COLUMNS)
+    data = {
+        "sender_id": _strings([_raw_id(r.get("senderCommunicationIdentifier")) for r in items]),
+        "chat_message_id": _strings([r.get("chatMessageId") for r in items]),
+        "read_on": _times([r.get("readOn") for r in items]),
+    }
+    return _frame(READ_RECEIPT_COLUMNS, data)
+
+
+def threads_frame(items: Items) -> pd.DataFrame:
+    """Threads (wire ``ChatThreadItem`` dicts) in the service's order (most recently active first)."""
+    if not items:
+        return empty_frame(THREAD_COLUMNS)
+    data = {
+        "id": _strings([t["id"] for t in items]),
+        "topic": _strings([t.get("topic") for t in items]),
+        "last_message_received_on": _times([t.get("lastMessageReceivedOn") for t in items]),
+        "deleted_on": _times([t.get("deletedOn") for t in items]),
+    }
+    return _frame(THREAD_COLUMNS, data)
