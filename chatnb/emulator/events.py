@@ -5,12 +5,19 @@ streams the journal to each user, filtered to the threads they belong to (and, f
 their ``shareHistoryTime`` lets them see). Each event carries its journal id; a client that reconnects
 with ``Last-Event-ID`` (or ``?lastEventId=``) gets everything it missed that the bounded journal still
 holds. Event payloads have the JavaScript SDK's event names and camelCase fields.
+
+Control events carry the stream position as their ``id`` too, so any SSE client keeps the right
+``Last-Event-ID``: ``realTimeNotificationConnected`` opens every stream and ``journalGap`` tells a client
+that asked for events the bounded journal no longer holds. The stream ends when the access token expires
+or is revoked (or the user is deleted); the client reconnects with a fresh token and loses nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .._time import format_rfc3339
+from .app import bearer_token, state_of
 from .chat import Caller, authenticate
 from .errors import BadRequest
 from .store import Store
@@ -27,6 +35,8 @@ from .wire import identifier, participant_json
 __all__ = ["Broadcaster", "render_event", "routes"]
 
 HEARTBEAT_S = 15.0
+CHECK_S = 1.0  # how often an idle stream checks its token for expiry and revocation
+RETRY_MS = 1000
 _TIME_FIELDS = (
     "createdOn",
     "editedOn",
@@ -107,15 +117,26 @@ def _last_event_id(request: Request) -> int | None:
 
 
 async def _stream(
-    request: Request, store: Store, broadcaster: Broadcaster, caller: Caller, after: int
+    store: Store,
+    broadcaster: Broadcaster,
+    caller: Caller,
+    requested: int | None,
+    generation: int,
+    expires_at: float,
 ) -> AsyncIterator[str]:
     waiter = broadcaster.subscribe()
     try:
+        yield f"retry: {RETRY_MS}\n\n"
+        after = store.last_event_id if requested is None else requested
+        if after > store.last_event_id:  # a journal this one never reached: replay all of this one
+            after = 0
         oldest = store.oldest_event_id()
-        if after + 1 < oldest:
-            gap = {"oldestEventId": oldest, "requestedAfter": after}
-            yield f"event: journalGap\ndata: {json.dumps(gap)}\n\n"
-        yield f"event: realTimeNotificationConnected\ndata: {json.dumps({'lastEventId': after})}\n\n"
+        if requested is not None and (after != requested or after + 1 < oldest):
+            gap = {"oldestEventId": oldest, "requestedAfter": requested, "resumedAfter": after}
+            yield f"id: {after}\nevent: journalGap\ndata: {json.dumps(gap)}\n\n"
+        hello = {"lastEventId": after}
+        yield f"id: {after}\nevent: realTimeNotificationConnected\ndata: {json.dumps(hello)}\n\n"
+        heartbeat_at = time.monotonic() + HEARTBEAT_S
         while True:
             waiter.clear()
             while True:
@@ -126,27 +147,28 @@ async def _stream(
                 after = upto
                 if len(batch) < 500:
                     break
-            generation = store.user_generation(caller.user_id)
-            if generation is None:
-                return
-            try:
-                await asyncio.wait_for(waiter.wait(), HEARTBEAT_S)
-            except asyncio.TimeoutError:
+            remaining = expires_at - time.time()
+            if store.user_generation(caller.user_id) != generation or remaining <= 0:
+                return  # revoked, deleted or expired: the client reconnects with a fresh token
+            now = time.monotonic()
+            if now >= heartbeat_at:
                 yield ": keep-alive\n\n"
+                heartbeat_at = now + HEARTBEAT_S
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(waiter.wait(), min(CHECK_S, remaining, heartbeat_at - now))
     finally:
         broadcaster.unsubscribe(waiter)
 
 
 async def event_stream(request: Request) -> Response:
     caller = authenticate(request)
-    state = request.app.state.emulator
+    state = state_of(request)
+    claims = state.issuer.verify(bearer_token(request))
     store: Store = state.store
     broadcaster: Broadcaster = state.extras["broadcaster"]
     broadcaster.bind(asyncio.get_running_loop())
-    last = _last_event_id(request)
-    after = store.last_event_id if last is None else last
     return StreamingResponse(
-        _stream(request, store, broadcaster, caller, after),
+        _stream(store, broadcaster, caller, _last_event_id(request), claims.generation, claims.expires_at),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

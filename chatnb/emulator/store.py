@@ -55,6 +55,14 @@ CREATE TABLE IF NOT EXISTS participants (
     UNIQUE (thread_id, user_id)
 );
 CREATE INDEX IF NOT EXISTS participants_by_user ON participants (user_id, thread_id);
+CREATE TABLE IF NOT EXISTS past_participants (
+    thread_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    share_history_time INTEGER,
+    joined_event INTEGER NOT NULL,
+    left_event INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS past_participants_by_thread ON past_participants (thread_id, user_id);
 CREATE TABLE IF NOT EXISTS messages (
     thread_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -225,10 +233,12 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            last_event_id = self.last_event_id
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self.last_event_id = last_event_id  # the rolled-back ids will be handed out again
                 self._pending_events = False
                 raise
             self._db.execute("COMMIT")
@@ -495,7 +505,8 @@ class Store:
     def remove_participant(self, thread_id: str, initiator: str, user_id: str) -> bool:
         with self._tx() as db:
             removed = self.participant(thread_id, user_id)
-            if removed is None:
+            joined = self.joined_event(thread_id, user_id)
+            if removed is None or joined is None:
                 return False
             now = now_us()
             db.execute("DELETE FROM participants WHERE thread_id = ? AND user_id = ?", (thread_id, user_id))
@@ -514,6 +525,12 @@ class Store:
                     "participantsRemoved": [removed.to_json()],
                 },
                 now,
+            )
+            # the journal still shows the removed user what happened while they were a member
+            db.execute(
+                "INSERT INTO past_participants (thread_id, user_id, share_history_time, joined_event, "
+                "left_event) VALUES (?, ?, ?, ?, ?)",
+                (thread_id, user_id, removed.share_history_time, joined, self.last_event_id),
             )
             return True
 
@@ -770,23 +787,26 @@ class Store:
     ) -> tuple[list[tuple[int, str, str, dict[str, Any]]], int]:
         """The user's events after event ``after``, and the journal id the scan covered up to.
 
-        Rows are ``(event id, type, thread id, payload)``. A user sees events of threads they are a
-        participant of, from the moment they joined, and message events only for messages their
-        ``shareHistoryTime`` lets them see. A participant removed by an event still sees that event.
+        Rows are ``(event id, type, thread id, payload)``. A user sees the events of a thread from the one
+        that made them a participant up to the one that removed them (so a reconnecting client that was
+        removed meanwhile still gets what happened before), and message events only for messages their
+        ``shareHistoryTime`` lets them see.
         """
+        visible = (
+            "e.id >= {m}.joined_event AND (e.visible_from IS NULL OR {m}.share_history_time IS NULL "
+            "OR e.visible_from >= {m}.share_history_time)"
+        )
         with self._lock:
             high_water = self.last_event_id
             rows = self._db.execute(
                 "SELECT e.id, e.type, e.thread_id, e.payload FROM events e "
-                "LEFT JOIN participants p ON p.thread_id = e.thread_id AND p.user_id = ? "
                 "WHERE e.id > ? AND e.id <= ? AND ("
-                "  (p.user_id IS NOT NULL AND e.id >= p.joined_event "
-                "   AND (e.visible_from IS NULL OR p.share_history_time IS NULL "
-                "        OR e.visible_from >= p.share_history_time))"
-                "  OR (e.type = 'participantsRemoved' AND p.user_id IS NULL "
-                "      AND instr(e.payload, ?) > 0)"
+                "  EXISTS (SELECT 1 FROM participants p WHERE p.thread_id = e.thread_id "
+                f"         AND p.user_id = ? AND {visible.format(m='p')})"
+                "  OR EXISTS (SELECT 1 FROM past_participants h WHERE h.thread_id = e.thread_id "
+                f"         AND h.user_id = ? AND e.id <= h.left_event AND {visible.format(m='h')})"
                 ") ORDER BY e.id LIMIT ?",
-                (user_id, after, high_water, json.dumps(user_id), limit),
+                (after, high_water, user_id, user_id, limit),
             ).fetchall()
         events = [(int(r[0]), r[1], r[2], json.loads(r[3])) for r in rows]
         upto = high_water if len(events) < limit else events[-1][0]
