@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,99 +15,25 @@ import pytest
 from chatnb.cli import main
 from chatnb.emulator import Emulator
 from chatnb.emulator.certs import ensure_certificate
-from tests.wire_helpers import LogRecords, Wire, q
-
-START_TIMEOUT_S = 30
-
-
-@dataclass
-class Served:
-    """A running ``chatnb serve`` process and what it printed on start."""
-
-    process: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
-
-    def __post_init__(self) -> None:
-        threading.Thread(target=self._pump, daemon=True).start()
-        while True:
-            try:
-                line = self._queue.get(timeout=START_TIMEOUT_S)
-            except queue.Empty:
-                self.process.kill()
-                pytest.fail(f"chatnb serve printed no ready line in {START_TIMEOUT_S} s: {self.lines}")
-            if line is None:
-                pytest.fail(f"chatnb serve exited early ({self.process.wait()}): {self.lines}")
-            self.lines.append(line)
-            if "Ctrl-C" in line:
-                return
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def field(self, label: str) -> str:
-        for line in self.lines:
-            if line.strip().startswith(label + ":"):
-                return line.split(":", 1)[1].split("   (")[0].strip()
-        raise AssertionError(f"no {label!r} line in {self.lines}")
-
-    @property
-    def connection_string(self) -> str:
-        return self.field("connection string")
-
-    @property
-    def ca_cert(self) -> str:
-        return self.field("certificate (PEM)")
-
-    def wire(self, *, base_url: str | None = None) -> Wire:
-        return Wire.connect(self.connection_string, self.ca_cert, base_url=base_url)
-
-    def stop(self, sig: signal.Signals = signal.SIGINT) -> tuple[int, str, str]:
-        """Send ``sig``; return the exit code, the rest of stdout and stderr."""
-        self.process.send_signal(sig)
-        rc = self.process.wait(15)
-        rest = []
-        while (line := self._queue.get(timeout=5)) is not None:
-            rest.append(line)
-        assert self.process.stderr is not None
-        return rc, "\n".join(rest), self.process.stderr.read()
-
-
-def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "chatnb", "serve", "--port", "0", *args]
+from tests.wire_helpers import LogRecords, Served, Wire, q
 
 
 @pytest.fixture
-def serve() -> Iterator[type[Served]]:
-    started: list[subprocess.Popen[str]] = []
+def serve() -> Iterator[Callable[..., Served]]:
+    """Start ``chatnb serve ARGS`` processes; each is killed at the end if still running."""
+    started: list[Served] = []
 
-    class Tracked(Served):
-        def __init__(self, *args: str) -> None:
-            process = subprocess.Popen(
-                _command(*args),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=os.environ.copy(),
-            )
-            started.append(process)
-            super().__init__(process)
+    def start(*args: str) -> Served:
+        started.append(Served(*args))
+        return started[-1]
 
-    yield Tracked
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+    yield start
+    for served in started:
+        served.close()
 
 
 def test_serve_on_a_location_stops_cleanly_and_restarts_with_its_data(
-    serve: type[Served], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    serve: Callable[..., Served], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     location = tmp_path / "emu"
     first = serve("--location", str(location))
@@ -147,7 +69,7 @@ def test_serve_on_a_location_stops_cleanly_and_restarts_with_its_data(
     assert rc == 0 and "Traceback" not in err, err
 
 
-def test_acknowledged_message_survives_sigkill(serve: type[Served], tmp_path: Path) -> None:
+def test_acknowledged_message_survives_sigkill(serve: Callable[..., Served], tmp_path: Path) -> None:
     location = tmp_path / "emu"
     first = serve("--location", str(location))
     with first.wire() as wire:
@@ -164,7 +86,9 @@ def test_acknowledged_message_survives_sigkill(serve: type[Served], tmp_path: Pa
     again.stop()
 
 
-def test_in_memory_with_http_listener_access_key_and_certificate(serve: type[Served], tmp_path: Path) -> None:
+def test_in_memory_with_http_listener_access_key_and_certificate(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
     key = "c2VjcmV0LWtleS1mb3ItdGhlLWNoYXRuYi1jbGktdGVzdA=="
     cert, cert_key = ensure_certificate(tmp_path / "pki")
     served = serve("--in-memory", "--http", "--access-key", key, "--cert", str(cert), "--key", str(cert_key))

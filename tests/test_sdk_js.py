@@ -1,6 +1,7 @@
 """The official JavaScript SDKs (@azure/communication-chat 1.6.0, -common 2.4.2, -identity 1.3.1) run the
-ACS quickstart flow (``tests/js/quickstart.mjs``) against the emulator, in Node, with certificate verification
-on. The packages are installed by ``.ci/setup-extras`` (``cd tests/js && npm ci``).
+ACS quickstart flow (``tests/js/quickstart.mjs``) in Node against the emulator, in-process and as
+``chatnb serve``, with certificate verification on. ``.ci/setup-extras`` installs the packages
+(``cd tests/js && npm ci``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from chatnb.emulator import Emulator
+from tests.wire_helpers import Served
 
 pytestmark = pytest.mark.sdk
 
@@ -42,11 +44,11 @@ def _node() -> str:
     return node
 
 
-def _run(emulator: Emulator, *, trust: bool) -> subprocess.CompletedProcess[str]:
+def _run(connection_string: str, ca_cert: str | None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NODE_")}
-    env["COMMUNICATION_SERVICES_CONNECTION_STRING"] = emulator.connection_string
-    if trust:
-        env["NODE_EXTRA_CA_CERTS"] = str(emulator.ca_cert)
+    env["COMMUNICATION_SERVICES_CONNECTION_STRING"] = connection_string
+    if ca_cert is not None:
+        env["NODE_EXTRA_CA_CERTS"] = ca_cert
     return subprocess.run(
         [_node(), "quickstart.mjs"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=120
     )
@@ -60,12 +62,20 @@ def test_pins_are_committed() -> None:
         assert lock["packages"][f"node_modules/{name}"]["version"] == version
 
 
-def test_javascript_quickstart_flow(emulator: Emulator) -> None:
-    result = _run(emulator, trust=True)
+@pytest.mark.parametrize("target", ["embedded", "chatnb-serve"])
+def test_javascript_quickstart_flow(emulator: Emulator, target: str) -> None:
+    """The flow against the in-process ``Emulator`` and against a ``chatnb serve`` process."""
+    if target == "embedded":
+        endpoint = emulator.endpoint
+        result = _run(emulator.connection_string, str(emulator.ca_cert))
+    else:
+        with Served("--in-memory") as served:
+            endpoint = served.endpoint
+            result = _run(served.connection_string, served.ca_cert)
     assert result.returncode == 0, result.stderr[-4000:]
     summary: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True
-    assert summary["endpoint"] == emulator.endpoint
+    assert summary["endpoint"] == endpoint
     assert summary["steps"] == [
         "identity",
         "createChatThread",
@@ -97,13 +107,14 @@ def test_javascript_quickstart_flow(emulator: Emulator) -> None:
         "deletedUser": 401,
         "deletedThread": 404,
     }
-    # what the script did is really in the emulator
-    thread = emulator.store.get_thread(summary["threadId"])
-    assert thread is not None and thread.topic == "London conference: final" and thread.deleted_on is not None
+    if target == "embedded":  # what the script did is really in the emulator's store
+        thread = emulator.store.get_thread(summary["threadId"])
+        assert thread is not None and thread.topic == "London conference: final"
+        assert thread.deleted_on is not None
 
 
 def test_javascript_sdk_verifies_the_certificate(emulator: Emulator) -> None:
     """Without the emulator's PEM to trust, Node refuses the connection: verification really is on."""
-    result = _run(emulator, trust=False)
+    result = _run(emulator.connection_string, None)
     assert result.returncode != 0
     assert "SELF_SIGNED_CERT" in result.stderr, result.stderr[-2000:]

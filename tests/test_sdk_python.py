@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -27,38 +28,47 @@ from azure.core.exceptions import (
 
 from chatnb.emulator import Emulator
 from chatnb.emulator.auth import TokenIssuer
-from tests.wire_helpers import LogRecords
+from tests.wire_helpers import LogRecords, Served
 
 pytestmark = pytest.mark.sdk
 
 
 class Sdk:
-    """Official SDK clients for one emulator, all verifying its certificate."""
+    """Official SDK clients for one emulator (in-process or a ``chatnb serve`` process), verifying its
+    certificate."""
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emulator = emulator
-        self.verify = str(emulator.ca_cert)
+    def __init__(self, endpoint: str, connection_string: str, ca_cert: str) -> None:
+        self.endpoint = endpoint
+        self.verify = ca_cert
         self.identity = CommunicationIdentityClient.from_connection_string(
-            emulator.connection_string, connection_verify=self.verify
+            connection_string, connection_verify=self.verify
         )
+
+    @property
+    def resource_id(self) -> str:
+        """The resource GUID of the user ids, ``8:acs:<resource>_<user>``."""
+        return str(self.identity.create_user().properties["id"]).removeprefix("8:acs:").split("_")[0]
 
     def user(self) -> tuple[CommunicationUserIdentifier, ChatClient]:
         user, token = self.identity.create_user_and_token([CommunicationTokenScope.CHAT])
         return user, self.chat(token.token)
 
     def chat(self, token: str) -> ChatClient:
-        return ChatClient(
-            self.emulator.endpoint, CommunicationTokenCredential(token), connection_verify=self.verify
-        )
+        return ChatClient(self.endpoint, CommunicationTokenCredential(token), connection_verify=self.verify)
 
     def thread(self, client: ChatClient, thread_id: str) -> ChatThreadClient:
         # get_chat_thread_client does not inherit the ChatClient's kwargs: verification again
         return client.get_chat_thread_client(thread_id, connection_verify=self.verify)
 
 
-@pytest.fixture(scope="module")
-def sdk(emulator: Emulator) -> Sdk:
-    return Sdk(emulator)
+@pytest.fixture(scope="module", params=["embedded", "chatnb-serve"])
+def sdk(request: pytest.FixtureRequest, emulator: Emulator) -> Iterator[Sdk]:
+    """The SDKs against the in-process ``Emulator`` and against a ``chatnb serve`` process."""
+    if request.param == "embedded":
+        yield Sdk(emulator.endpoint, emulator.connection_string, str(emulator.ca_cert))
+        return
+    with Served("--in-memory") as served:
+        yield Sdk(served.endpoint, served.connection_string, served.ca_cert)
 
 
 def test_identity_lifecycle(sdk: Sdk) -> None:
@@ -238,7 +248,7 @@ def test_errors_map_to_the_sdk_exception_types(sdk: Sdk) -> None:
     with pytest.raises(ResourceNotFoundError):
         sdk.thread(owner_chat, thread_id).get_message("42")
 
-    issuer = TokenIssuer(b"not the emulator's key, 32 bytes!", sdk.emulator.resource_id)
+    issuer = TokenIssuer(b"not the emulator's key, 32 bytes!", sdk.resource_id)
     forged, _ = issuer.issue(owner.properties["id"], ["chat"], 0, 3600)
     with pytest.raises(ClientAuthenticationError) as unauthorized:
         sdk.thread(sdk.chat(forged), thread_id).get_properties()
@@ -246,7 +256,7 @@ def test_errors_map_to_the_sdk_exception_types(sdk: Sdk) -> None:
     with pytest.raises(ClientAuthenticationError):
         list(sdk.chat(forged).list_chat_threads())
 
-    ghost = CommunicationUserIdentifier(f"8:acs:{sdk.emulator.resource_id}_ghost")
+    ghost = CommunicationUserIdentifier(f"8:acs:{sdk.resource_id}_ghost")
     failed = sdk.thread(owner_chat, thread_id).add_participants([ChatParticipant(identifier=ghost)])
     ((participant, error),) = failed
     assert participant.identifier.properties["id"] == ghost.properties["id"] and error.code
@@ -256,7 +266,7 @@ def test_stop_with_sdk_keep_alive_connections_open_is_quiet() -> None:
     """The SDKs keep pooled TLS connections open; stopping must close them without a shutdown error."""
     emu = Emulator().start()
     with LogRecords() as logged:
-        sdk = Sdk(emu)
+        sdk = Sdk(emu.endpoint, emu.connection_string, str(emu.ca_cert))
         _, chat = sdk.user()
         thread_id = chat.create_chat_thread("keep-alive").chat_thread.id
         sdk.thread(chat, thread_id).send_message("open connection")

@@ -1,7 +1,8 @@
 """Raw wire access to a running emulator for tests: HMAC-signed Identity calls and Bearer Chat calls.
 
 The helpers speak plain httpx over HTTPS with the emulator's certificate verified, so a test sees exactly
-the status, headers and JSON body an SDK would see.
+the status, headers and JSON body an SDK would see. :class:`Served` runs ``python -m chatnb serve`` as a
+separate process and reads what it prints.
 """
 
 from __future__ import annotations
@@ -9,13 +10,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import queue
+import signal
 import ssl
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import pytest
 
 from chatnb._signing import hmac_headers
 from chatnb.emulator import Emulator
@@ -24,11 +31,13 @@ __all__ = [
     "CHAT_VERSION",
     "IDENTITY_VERSION",
     "LogRecords",
+    "Served",
     "User",
     "Wire",
     "assert_error",
     "jwt_payload",
     "q",
+    "serve_command",
 ]
 
 CHAT_VERSION = "2024-03-07"
@@ -244,3 +253,100 @@ class LogRecords(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         self.logger.removeHandler(self)
+
+
+SERVE_START_TIMEOUT_S = 30
+
+
+def serve_command(*args: str) -> list[str]:
+    """``python -m chatnb serve --port 0 ARGS``."""
+    return [sys.executable, "-m", "chatnb", "serve", "--port", "0", *args]
+
+
+class Served:
+    """A ``chatnb serve`` process, started and ready (it printed its connection string) on construction.
+
+    Use as a context manager, or call :meth:`close`, to kill it if still running.
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            serve_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def _wait_ready(self) -> None:
+        while True:
+            try:
+                line = self._queue.get(timeout=SERVE_START_TIMEOUT_S)
+            except queue.Empty:
+                pytest.fail(f"chatnb serve printed no ready line in {SERVE_START_TIMEOUT_S} s: {self.lines}")
+            if line is None:
+                err = self.process.stderr.read() if self.process.stderr else ""
+                pytest.fail(f"chatnb serve exited early ({self.process.wait()}): {self.lines} {err}")
+            self.lines.append(line)
+            if "Ctrl-C" in line:
+                return
+
+    def field(self, label: str) -> str:
+        """The value of a ``label: value`` line of the start banner."""
+        for line in self.lines:
+            if line.strip().startswith(label + ":"):
+                return line.split(":", 1)[1].split("   (")[0].strip()
+        raise AssertionError(f"no {label!r} line in {self.lines}")
+
+    @property
+    def connection_string(self) -> str:
+        return self.field("connection string")
+
+    @property
+    def endpoint(self) -> str:
+        return self.connection_string.split(";")[0].removeprefix("endpoint=")
+
+    @property
+    def access_key(self) -> str:
+        return self.connection_string.split(";")[1].removeprefix("accesskey=")
+
+    @property
+    def ca_cert(self) -> str:
+        return self.field("certificate (PEM)")
+
+    def wire(self, *, base_url: str | None = None) -> Wire:
+        return Wire.connect(self.connection_string, self.ca_cert, base_url=base_url)
+
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> tuple[int, str, str]:
+        """Send ``sig``; return the exit code, the rest of stdout and stderr."""
+        self.process.send_signal(sig)
+        rc = self.process.wait(15)
+        rest = []
+        while (line := self._queue.get(timeout=5)) is not None:
+            rest.append(line)
+        assert self.process.stderr is not None
+        return rc, "\n".join(rest), self.process.stderr.read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
