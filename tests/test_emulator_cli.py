@@ -91,7 +91,9 @@ def test_in_memory_with_http_listener_access_key_and_certificate(
 ) -> None:
     key = "c2VjcmV0LWtleS1mb3ItdGhlLWNoYXRuYi1jbGktdGVzdA=="
     cert, cert_key = ensure_certificate(tmp_path / "pki")
-    served = serve("--in-memory", "--http", "--access-key", key, "--cert", str(cert), "--key", str(cert_key))
+    served = serve(
+        "--in-memory", "--http", "--access-key", key, "--cert", str(cert), "--key", str(cert_key), "--debug"
+    )
     assert served.field("storage") == "in memory"
     assert served.connection_string.endswith(";accesskey=" + key)
     assert Path(served.ca_cert) == cert
@@ -110,8 +112,11 @@ def test_in_memory_with_http_listener_access_key_and_certificate(
         pytest.raises(httpx.ConnectError, match="CERTIFICATE"),
     ):
         wire.create_user()  # verification is real: another certificate is not trusted
-    rc, _, err = served.stop()
+    rc, out, err = served.stop()
     assert rc == 0 and "Traceback" not in err, err
+    assert re.search(
+        r'"POST /identities\?api-version=2023-10-01 HTTP/1.1" 201', out + err
+    )  # --debug logs requests
 
 
 @pytest.mark.parametrize(
