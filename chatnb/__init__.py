@@ -27,6 +27,7 @@ from .errors import (
     ServiceUnavailableError,
     TransportError,
 )
+from .export import export_history, read_export
 from .identity import CommunicationIdentityClient
 from .models import (
     AccessToken,
@@ -89,5 +90,7 @@ __all__ = [
     "User",
     "__version__",
     "connect",
+    "export_history",
     "identifier_from_raw_id",
+    "read_export",
 ]

@@ -1,4 +1,4 @@
-"""The ``chatnb`` command: ``chatnb serve`` runs the emulator (later issues add ``chatnb export``)."""
+"""The ``chatnb`` command: ``chatnb serve`` runs the emulator, ``chatnb export`` exports chat history."""
 
 from __future__ import annotations
 
@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     limits.add_argument("--fault-seed", type=int, metavar="S", help="seed, to replay the same faults")
     serve.set_defaults(func=_serve)
+    from ._export_cli import add_export_parser
+
+    add_export_parser(sub)
     return parser
 
 

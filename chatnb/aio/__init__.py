@@ -10,6 +10,7 @@ Models, errors and :class:`~chatnb.RetryPolicy` are shared with the sync API and
 
 from __future__ import annotations
 
+from .._export_aio import export_history
 from ._client import ChatClient, ChatThreadClient
 from ._credential import CommunicationTokenCredential
 from ._identity import CommunicationIdentityClient
@@ -19,4 +20,5 @@ __all__ = [
     "ChatThreadClient",
     "CommunicationIdentityClient",
     "CommunicationTokenCredential",
+    "export_history",
 ]

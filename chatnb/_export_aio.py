@@ -1,0 +1,135 @@
+"""``chatnb.aio.export_history``: the export over the async clients (same options, same files, same state).
+
+>>> from chatnb.aio import ChatClient, export_history
+>>> async with ChatClient(endpoint, credential) as chat:
+...     await export_history(chat, "export/", incremental=True)
+
+Only the sending differs from :func:`chatnb.export_history`; listing, filtering, writing and the state
+are the shared logic of :mod:`chatnb._export_job`. Files are written between two requests, in the event
+loop's thread (a page takes a few milliseconds to write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from ._export_job import ExportJob, ExportProgress, ExportResult, Pacer, ThreadExport, ThreadRun
+from ._export_state import STATE_NAME
+from ._time import to_datetime
+from .errors import BadRequestError
+from .export import (
+    _RETRYABLE,
+    DEFAULT_LOOKBACK,
+    _thread_client,
+    alive_threads,
+    make_bar,
+    merge,
+    prepare,
+    request_for,
+    retry_delay,
+)
+
+__all__ = ["export_history"]
+
+
+async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries: int) -> ThreadExport:
+    """List the pages of one run and feed them to it (async)."""
+    if run.listing_done:
+        return run.finish()
+    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
+    paged = tc._ops.list_messages(job.options.page_size, start)
+    request: httpx.Request | None = request_for(run, paged.request)
+    resumed_link = run.link is not None
+    pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
+    attempt = 0
+    while request is not None:
+        if pacer is not None:
+            wait = pacer.delay()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            try:
+                response = await tc._send_raw(request)
+            finally:
+                if pacer is not None:
+                    pacer.sent()  # when the answer came: the service saw the request before that
+            items, next_request = paged.page(response)
+        except BadRequestError:
+            if not resumed_link:
+                raise
+            run.restart()
+            request, resumed_link = paged.request, False
+            continue
+        except _RETRYABLE as exc:
+            if attempt >= max_retries:
+                raise
+            await asyncio.sleep(retry_delay(exc, attempt))
+            attempt += 1
+            continue
+        attempt, resumed_link = 0, False
+        more = run.feed(items, None if next_request is None else str(next_request.url))
+        request = next_request if more else None
+    return run.finish()
+
+
+async def _export_thread(
+    job: ExportJob, client: Any, thread_id: str, topic: str, pace: bool, max_retries: int
+) -> ThreadExport:
+    tc = _thread_client(client, thread_id)
+    total = None
+    while True:
+        run = job.start_thread(thread_id, topic)
+        try:
+            total = merge(total, await _export_run(job, tc, run, pace, max_retries))
+        except BaseException:
+            run.abort()
+            raise
+        if not run.result.resumed:
+            return total
+
+
+async def export_history(
+    client: Any,
+    out: str | os.PathLike[str],
+    *,
+    threads: str | Sequence[str] | None = None,
+    format: str = "parquet",
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    min_sequence_id: int | None = None,
+    max_sequence_id: int | None = None,
+    include_system: bool = False,
+    include_deleted: bool = False,
+    partition_by: str | None = None,
+    incremental: bool = False,
+    lookback: timedelta = DEFAULT_LOOKBACK,
+    pace: bool = False,
+    results_per_page: int = 200,
+    rows_per_file: int = 100_000,
+    max_retries: int = 5,
+    progress: bool = True,
+    on_page: Callable[[ExportProgress], None] | None = None,
+) -> ExportResult:
+    """The async twin of :func:`chatnb.export_history`, over a :class:`chatnb.aio.ChatClient` (or
+    ``ChatThreadClient``); same arguments, result and errors."""
+    started = time.monotonic()
+    opts, wanted, chat, out_dir = prepare(client, out, threads, locals())
+    if wanted is None:
+        targets = alive_threads(await chat.list_chat_threads())
+    else:
+        targets = [(t, (await _thread_client(chat, t).get_properties()).topic) for t in wanted]
+    bar = make_bar(progress)
+    try:
+        job = ExportJob(out_dir, opts, out_dir / STATE_NAME, on_page=on_page, bar=bar)
+        results = [await _export_thread(job, chat, t, topic, pace, max_retries) for t, topic in targets]
+    finally:
+        if bar is not None:
+            bar.close()
+    return ExportResult(out_dir, opts.fmt, results, time.monotonic() - started)

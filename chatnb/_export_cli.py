@@ -1,0 +1,130 @@
+"""``chatnb export``: the history export from the command line.
+
+Examples::
+
+    chatnb export --all --out archive/                         # local emulator, user "me"
+    chatnb export --thread 19:...@thread.v2 --format csv --since 2024-01-01 --out csv/
+    chatnb export --all --incremental --partition-by month --out lake/    # run again: only what's new
+
+Connection, first match wins: ``--endpoint`` + ``--token``; ``--connection-string`` (or
+``$COMMUNICATION_SERVICES_CONNECTION_STRING``) + ``--token`` (or ``$CHATNB_TOKEN``); a connection string
+and ``--user NAME`` (a named user of :func:`chatnb.connect`, created if new); nothing: the local emulator
+through :func:`chatnb.connect` and ``--user`` (default ``me``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import timedelta
+from typing import Any
+
+__all__ = ["add_export_parser"]
+
+TOKEN_ENV = "CHATNB_TOKEN"
+CONNECTION_STRING_ENV = "COMMUNICATION_SERVICES_CONNECTION_STRING"
+
+
+def add_export_parser(sub: Any) -> None:
+    """Add the ``export`` subcommand to ``chatnb``'s subparsers."""
+    p = sub.add_parser(
+        "export",
+        help="export chat history to Parquet, CSV, JSON Lines or HTML",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--thread", action="append", metavar="ID", help="a thread to export (repeatable)")
+    which.add_argument("--all", action="store_true", help="every thread the user is in")
+    p.add_argument("--out", default="chatnb-export", metavar="DIR", help="output directory")
+    p.add_argument("--format", choices=("parquet", "csv", "jsonl", "html"), default="parquet")
+    p.add_argument("--since", metavar="TIME", help="messages created at or after (ISO 8601, UTC if no zone)")
+    p.add_argument("--until", metavar="TIME", help="messages created before (ISO 8601)")
+    p.add_argument("--min-sequence-id", type=int, metavar="N")
+    p.add_argument("--max-sequence-id", type=int, metavar="N")
+    p.add_argument("--include-system", action="store_true", help="also topic/participant changes")
+    p.add_argument("--include-deleted", action="store_true", help="also messages already deleted")
+    p.add_argument("--partition-by", choices=("month",), help="add month=YYYY-MM folders")
+    p.add_argument("--incremental", action="store_true", help="only what changed since the last run")
+    p.add_argument("--lookback", type=float, default=120.0, metavar="SECONDS", help="default 120")
+    p.add_argument("--pace", action="store_true", help="keep within the service's list-messages limits")
+    p.add_argument("--page-size", type=int, default=200, metavar="N", help="messages a page (max 200)")
+    p.add_argument("--rows-per-file", type=int, default=100_000, metavar="N", help="Parquet part size")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    conn = p.add_argument_group("connection")
+    conn.add_argument("--endpoint", help="ACS endpoint (with --token)")
+    conn.add_argument("--connection-string", help=f"default ${CONNECTION_STRING_ENV}")
+    conn.add_argument("--token", help=f"the user's access token (default ${TOKEN_ENV})")
+    conn.add_argument("--user", default="me", help="a named chatnb.connect() user when no token is given")
+    conn.add_argument("--ca-cert", metavar="PEM", help="CA bundle to trust (default: known local emulators)")
+    p.set_defaults(func=run_export)
+
+
+def _client(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The chat client, and what to close afterwards."""
+    from . import _core
+    from .client import ChatClient
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    cs = args.connection_string or os.environ.get(CONNECTION_STRING_ENV) or None
+    verify = args.ca_cert
+    if args.endpoint:
+        if not token:
+            raise ValueError(f"--endpoint needs --token (or ${TOKEN_ENV})")
+        client = ChatClient(args.endpoint, token, connection_verify=verify)
+        return client, client
+    if cs and token:
+        endpoint, _ = _core.parse_connection_string(cs)
+        client = ChatClient(endpoint, token, connection_verify=verify)
+        return client, client
+    from .session import connect
+
+    session = connect(cs) if cs else connect()
+    return session.user(args.user).chat_client, session
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .errors import ChatError
+    from .export import export_history
+
+    try:
+        client, closer = _client(args)
+    except (ValueError, TypeError, ChatError, RuntimeError, TimeoutError) as exc:
+        print(f"chatnb export: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = export_history(
+            client,
+            args.out,
+            threads=None if args.all else args.thread,
+            format=args.format,
+            since=args.since,
+            until=args.until,
+            min_sequence_id=args.min_sequence_id,
+            max_sequence_id=args.max_sequence_id,
+            include_system=args.include_system,
+            include_deleted=args.include_deleted,
+            partition_by=args.partition_by,
+            incremental=args.incremental,
+            lookback=timedelta(seconds=args.lookback),
+            pace=args.pace,
+            results_per_page=args.page_size,
+            rows_per_file=args.rows_per_file,
+            progress=not args.no_progress,
+        )
+    except (ValueError, TypeError) as exc:
+        print(f"chatnb export: {exc}", file=sys.stderr)
+        return 2
+    except ChatError as exc:
+        print(f"chatnb export: {exc} (run again with --incremental to resume)", file=sys.stderr)
+        return 1
+    finally:
+        closer.close()
+    print(
+        f"exported {result.rows} rows from {len(result.threads)} thread(s) "
+        f"({result.pages} pages, {result.elapsed:.1f} s) to {result.out}"
+    )
+    for t in result.threads:
+        print(f"  {t.thread_id}  {t.written:>8} rows  {t.topic}")
+    return 0

@@ -1,0 +1,417 @@
+"""The export's logic, shared by the sync and async drivers: what to list, what to write, what to record.
+
+Nothing here sends a request. For each thread, :meth:`ExportJob.start_thread` recovers the output from
+the last committed state and returns a :class:`ThreadRun`; the driver lists pages (from
+``ThreadRun.link`` if it resumes, else from the start) and feeds each to :meth:`ThreadRun.feed`, which
+filters, de-duplicates, writes and commits it; :meth:`ThreadRun.finish` closes the run.
+
+**Why resuming needs care.** The service lists newest first. A run therefore cannot move the thread's
+high-water mark as it goes: after the first page it has the newest messages but not the older ones. The
+watermark of a run (the latest change time on its *first* page: anything changed later was not in the
+listing's view) becomes the thread's watermark only when the run has walked down to the oldest page.
+Until then the state keeps the run itself: the continuation link of the next page and the lowest
+sequence id written, so a resumed run continues below it, and a row listed twice (a retried or
+restarted listing) is never written twice. A run interrupted and resumed later first finishes that
+listing; the next run picks up what changed since its watermark.
+
+**Incremental runs** list the changes since ``watermark - lookback`` (``startTime`` matches messages
+created, edited or deleted since then). The overlap is de-duplicated with the ``recent`` map of the
+state (message id -> version of the rows handled inside the look-back window): a row whose version was
+already exported is skipped; an edited or deleted message comes out again as a new row with its new
+``version``, ``edited_on`` or ``deleted_on``. Readers keep, per message id, the row with the highest
+``version`` (:func:`chatnb.read_export` does with ``latest=True``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import frames
+from ._export_state import ExportState, RunState, ThreadState
+from ._export_writers import EXPORT_COLUMNS, Writer, make_writer, recover
+
+__all__ = ["ExportJob", "ExportProgress", "ExportResult", "Pacer", "ThreadExport", "ThreadRun"]
+
+SYSTEM_TYPES = ("topicUpdated", "participantAdded", "participantRemoved")
+_NS_PER_US = 1000
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    """What an ``on_page`` callback is told after each page."""
+
+    thread_id: str
+    pages: int
+    listed: int
+    written: int
+    total_pages: int
+    total_written: int
+
+
+@dataclass
+class ThreadExport:
+    """The outcome for one thread: pages listed, messages listed and rows written by this call."""
+
+    thread_id: str
+    topic: str
+    pages: int = 0
+    listed: int = 0
+    written: int = 0
+    resumed: bool = False
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportResult:
+    """What :func:`chatnb.export_history` did."""
+
+    out: Path
+    format: str
+    threads: list[ThreadExport]
+    elapsed: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        """Rows written."""
+        return sum(t.written for t in self.threads)
+
+    @property
+    def pages(self) -> int:
+        """Pages listed."""
+        return sum(t.pages for t in self.threads)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file of the export (all runs), sorted."""
+        return sorted({self.out / f for t in self.threads for f in t.files})
+
+
+class Pacer:
+    """Keeps list requests within the service's limits per user and thread (50 per 10 s, 200 a minute)."""
+
+    def __init__(
+        self,
+        windows: tuple[tuple[int, float], ...] = ((50, 10.0), (200, 60.0)),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.windows = windows
+        self.clock = clock
+        self._sent: deque[float] = deque(maxlen=max(n for n, _ in windows))
+
+    def delay(self) -> float:
+        """Seconds to wait before the next request may be sent."""
+        now = self.clock()
+        wait = 0.0
+        for count, seconds in self.windows:
+            if len(self._sent) >= count:
+                oldest = self._sent[-count]
+                wait = max(wait, oldest + seconds - now)
+        return wait
+
+    def sent(self) -> None:
+        self._sent.append(self.clock())
+
+
+def _ns(column: pd.Series) -> np.ndarray[Any, Any]:
+    """A datetime column as int64 nanoseconds, NaT as the minimum int64."""
+    return column.to_numpy(dtype="datetime64[ns]").view("int64")
+
+
+_NAT = np.iinfo(np.int64).min
+
+
+@dataclass
+class Options:
+    fmt: str
+    by_month: bool
+    since_ns: int | None
+    until_ns: int | None
+    min_seq: int | None
+    max_seq: int | None
+    include_system: bool
+    include_deleted: bool
+    incremental: bool
+    lookback_us: int
+    page_size: int
+    rows_per_file: int
+
+    def state_key(self) -> dict[str, Any]:
+        """The settings an incremental run must share with the runs before it."""
+        return {
+            "format": self.fmt,
+            "partition_by": "month" if self.by_month else None,
+            "since_ns": self.since_ns,
+            "until_ns": self.until_ns,
+            "min_sequence_id": self.min_seq,
+            "max_sequence_id": self.max_seq,
+            "include_system": self.include_system,
+            "include_deleted": self.include_deleted,
+        }
+
+
+class ExportJob:
+    """One call of ``export_history``: the options, the state and the counters across threads."""
+
+    def __init__(
+        self,
+        out: Path,
+        options: Options,
+        state_path: Path,
+        *,
+        on_page: Callable[[ExportProgress], None] | None,
+        bar: Any,
+    ) -> None:
+        self.out = out
+        self.options = options
+        self.on_page = on_page
+        self.bar = bar
+        key = options.state_key()
+        if options.incremental:
+            self.state = ExportState.load(state_path, key)
+        else:
+            try:
+                self.state = ExportState.load(state_path, key)
+            except ValueError:
+                old = _load_any(state_path)
+                self.state = ExportState(state_path, key)
+                self.state.save()
+                for thread_id in old:
+                    recover(out, thread_id, {})
+        self.total_pages = 0
+        self.total_written = 0
+        self.pacers: dict[str, Pacer] = {}
+
+    def start_thread(self, thread_id: str, topic: str) -> ThreadRun:
+        """Recover the thread's files to the last commit and set up the run to do (or finish)."""
+        ts = self.state.thread(thread_id)
+        if not self.options.incremental:
+            self.state.threads[thread_id] = ts = ThreadState()
+            self.state.save()
+        recover(self.out, thread_id, ts.files)
+        return ThreadRun(self, thread_id, topic, ts)
+
+
+def _load_any(path: Path) -> list[str]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [str(t) for t in data.get("threads", {})]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+class ThreadRun:
+    """One run over one thread's listing (new, or resumed from the state)."""
+
+    def __init__(self, job: ExportJob, thread_id: str, topic: str, ts: ThreadState) -> None:
+        self.job = job
+        self.thread_id = thread_id
+        self.topic = topic
+        self.ts = ts
+        opts = job.options
+        self.result = ThreadExport(thread_id, topic, resumed=ts.run is not None)
+        self.prev_watermark = ts.watermark
+        self.prev_cutoff = None if ts.watermark is None else ts.watermark - opts.lookback_us
+        if ts.run is None:
+            start = ts.watermark - opts.lookback_us if ts.watermark is not None else None
+            since_us = None if opts.since_ns is None else opts.since_ns // _NS_PER_US
+            if since_us is not None:
+                start = since_us if start is None else max(start, since_us)
+            ts.run = RunState(number=ts.runs + 1, start_time=start)
+        self.run: RunState = ts.run
+        self.writer: Writer = make_writer(
+            opts.fmt,
+            job.out,
+            thread_id,
+            run=self.run.number,
+            by_month=opts.by_month,
+            files=ts.files,
+            parts=self.run.parts,
+            rows_per_file=opts.rows_per_file,
+            html_pages=self.run.html_pages,
+        )
+        self._counted = False
+
+    @property
+    def start_time_us(self) -> int | None:
+        return self.run.start_time
+
+    @property
+    def link(self) -> str | None:
+        """Where a resumed run continues (the next page's link), or ``None`` to list from the start."""
+        return self.run.next_link
+
+    @property
+    def listing_done(self) -> bool:
+        """Whether the listing was complete already (the run was stopped while finishing)."""
+        return self.run.listing_done
+
+    def feed(self, items: list[dict[str, Any]], next_link: str | None) -> bool:
+        """Write one page (wire messages, newest first), commit if due; ``False`` once the listing is done."""
+        opts = self.job.options
+        run = self.run
+        frame = frames.messages_frame(items)
+        n = len(frame)
+        more = next_link is not None
+        if n:
+            seq = frame["sequence_id"].to_numpy()
+            created = _ns(frame["created_on"])
+            change = np.maximum(np.maximum(created, _ns(frame["edited_on"])), _ns(frame["deleted_on"]))
+            change_us = change // _NS_PER_US
+            if not run.first_page_done:
+                run.watermark = int(change_us.max())
+            if not self._counted:
+                self._counted = True
+                if self.job.bar is not None:
+                    low = opts.min_seq or 1
+                    self.job.bar.total = (self.job.bar.total or 0) + max(int(seq.max()) - low + 1, n)
+                    self.job.bar.refresh()
+            keep = np.ones(n, dtype=bool)
+            if run.low_seq is not None:
+                keep &= seq < run.low_seq
+            if opts.min_seq is not None:
+                keep &= seq >= opts.min_seq
+                if int(seq.min()) <= opts.min_seq:
+                    more = False
+            if opts.max_seq is not None:
+                keep &= seq <= opts.max_seq
+            if opts.since_ns is not None:
+                keep &= created >= opts.since_ns
+            if opts.until_ns is not None:
+                keep &= created < opts.until_ns
+            if not opts.include_system:
+                keep &= ~frame["type"].isin(SYSTEM_TYPES).to_numpy(dtype=bool)
+            keep, handled = self._dedupe(frame, keep, created // _NS_PER_US)
+            self._remember(frame, handled, change_us)
+            out = frame[keep]
+            if len(out):
+                k = len(out)
+                out = out.assign(
+                    thread_id=pd.array([self.thread_id] * k, dtype="string"),
+                    thread_topic=pd.array([self.topic] * k, dtype="string"),
+                )
+                self.writer.write(out[list(EXPORT_COLUMNS)])
+                top = int(seq[keep].max())
+                run.high_seq = top if run.high_seq is None else max(run.high_seq, top)
+            low = int(seq.min())
+            run.low_seq = low if run.low_seq is None else min(run.low_seq, low)
+            written = int(keep.sum())
+        else:
+            written = 0
+        run.first_page_done = True
+        run.next_link = next_link if more else None
+        run.listing_done = not more
+        run.pages += 1
+        run.listed += n
+        run.written += written
+        r = self.result
+        r.pages, r.listed, r.written = r.pages + 1, r.listed + n, r.written + written
+        self.job.total_pages += 1
+        self.job.total_written += written
+        if more and self.writer.should_commit():
+            self._commit()
+        if self.job.bar is not None:
+            self.job.bar.update(n)
+            self.job.bar.set_postfix(
+                pages=self.job.total_pages, written=self.job.total_written, refresh=False
+            )
+        if self.job.on_page is not None:
+            self.job.on_page(
+                ExportProgress(
+                    self.thread_id, r.pages, r.listed, r.written, self.job.total_pages, self.job.total_written
+                )
+            )
+        return more
+
+    def _dedupe(
+        self, frame: pd.DataFrame, keep: np.ndarray[Any, Any], created_us: np.ndarray[Any, Any]
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Drop rows already exported in this version and deleted rows not to be written.
+
+        Returns the rows to write and the rows handled (written, or deliberately not written because
+        they are deleted), which the ``recent`` map remembers.
+        """
+        opts = self.job.options
+        recent = self.ts.recent
+        handled = keep.copy()
+        deleted = frame["deleted_on"].notna().to_numpy(dtype=bool)
+        idx = np.flatnonzero(keep)
+        if recent and len(idx):
+            ids = frame["id"].to_numpy(dtype=object)
+            versions = frame["version"].to_numpy(dtype=object)
+            for i in idx:
+                seen = recent.get(ids[i])
+                if seen is not None and seen[0] == versions[i]:
+                    keep[i] = False
+                    handled[i] = False
+        if not opts.include_deleted:
+            drop = keep & deleted
+            if drop.any():
+                if self.prev_cutoff is not None:
+                    ids = frame["id"].to_numpy(dtype=object)
+                    for i in np.flatnonzero(drop):
+                        if ids[i] in recent or created_us[i] < self.prev_cutoff:
+                            drop[i] = False  # was exported alive: write the deletion
+                keep &= ~drop
+        return keep, handled
+
+    def _remember(
+        self, frame: pd.DataFrame, handled: np.ndarray[Any, Any], change_us: np.ndarray[Any, Any]
+    ) -> None:
+        if self.run.watermark is None or not handled.any():
+            return
+        cutoff = self.run.watermark - self.job.options.lookback_us
+        sel = handled & (change_us >= cutoff)
+        if not sel.any():
+            return
+        ids = frame["id"].to_numpy(dtype=object)[sel]
+        versions = frame["version"].to_numpy(dtype=object)[sel]
+        for id_, version, t in zip(ids, versions, change_us[sel].tolist(), strict=True):
+            self.run.recent[str(id_)] = [str(version), int(t)]
+
+    def _commit(self) -> None:
+        self.writer.commit()
+        self.ts.files = dict(self.writer.files)
+        self.run.parts = self.writer.parts
+        self.job.state.save()
+
+    def restart(self) -> None:
+        """The saved continuation link was refused: list again from the start, below ``low_seq``."""
+        self.run.next_link = None
+
+    def finish(self) -> ThreadExport:
+        """The listing is complete: commit, advance the thread's watermark and close the run."""
+        opts = self.job.options
+        run, ts = self.run, self.ts
+        self.writer.finish(self.topic)
+        ts.files = dict(self.writer.files)
+        if run.watermark is not None:
+            ts.watermark = run.watermark if ts.watermark is None else max(ts.watermark, run.watermark)
+        if ts.watermark is not None:
+            cutoff = ts.watermark - opts.lookback_us
+            merged = {k: v for k, v in ts.recent.items() if v[1] >= cutoff}
+            merged.update({k: v for k, v in run.recent.items() if v[1] >= cutoff})
+            ts.recent = merged
+        if run.high_seq is not None:
+            ts.last_sequence_id = max(run.high_seq, ts.last_sequence_id or 0)
+        ts.runs = run.number
+        ts.run = None
+        self.job.state.save()
+        cleanup = getattr(self.writer, "cleanup_spools", None)
+        if cleanup is not None:
+            cleanup()
+        self.result.files = sorted(ts.files)
+        return self.result
+
+    def abort(self) -> None:
+        """After an error: release files; the state keeps the last commit."""
+        self.writer.close()
