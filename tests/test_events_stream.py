@@ -1,0 +1,336 @@
+"""Push mode against the real emulator: every event type once and in order, visibility, drops, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+from events_support import Actor, Relay, collect_until
+
+from chatnb._signing import hmac_headers
+from chatnb._time import format_rfc3339, now_us
+from chatnb.credential import CommunicationTokenCredential
+from chatnb.emulator import Emulator
+from chatnb.errors import AuthenticationError
+from chatnb.events import (
+    ChatEvent,
+    ChatMessageEditedEvent,
+    ChatMessageReceivedEvent,
+    ChatThreadCreatedEvent,
+    Event,
+    ParticipantsRemovedEvent,
+    ReadReceiptReceivedEvent,
+    RealTimeNotificationConnected,
+    RealTimeNotificationDisconnected,
+    TypingIndicatorReceivedEvent,
+)
+from chatnb.models import CommunicationUserIdentifier
+from chatnb.realtime import EventStream, RealtimeNotifications, RealtimeWarning, StreamUnavailable
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e.kind for e in events]
+
+
+def chat_events(events: list[Event]) -> list[ChatEvent]:
+    return [e for e in events if isinstance(e, ChatEvent)]
+
+
+@pytest.fixture
+async def actors(emulator: Emulator) -> AsyncIterator[tuple[Actor, Actor, Actor]]:
+    a, b, c = Actor(emulator, "Ann"), Actor(emulator, "Bob"), Actor(emulator, "Cy")
+    yield a, b, c
+    for actor in (a, b, c):
+        await actor.aclose()
+
+
+async def test_every_event_type_in_order_exactly_once(
+    emulator: Emulator, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    a, b, c = actors
+    engine = RealtimeNotifications(emulator.endpoint, b.token, mode="push")
+    handled: list[Event] = []
+    engine.on("chatMessageReceived", handled.append)
+
+    async def async_handler(event: Event) -> None:
+        await asyncio.sleep(0)
+        handled.append(event)
+
+    engine.on("chatThreadDeleted", async_handler)
+    stream = engine.events()
+    await engine.start()
+    assert engine.active_mode == "push" and engine.connected
+    other = await a.create_thread("not Bob's", (c, None))  # Bob must see nothing of this thread
+    thread = await a.create_thread("Lunch", (b, None))
+    await a.send(other, "secret")
+    message = await a.send(thread, "hello Bob")
+    await a.edit(thread, message, "hello, Bob")
+    await c.typing(other)
+    await a.typing(thread)
+    await b.read(thread, message)
+    await a.topic(thread, "Dinner")
+    await a.add(thread, c)
+    await a.remove(thread, c)
+    await a.delete(thread, message)
+    await a.delete_thread(other)
+    await a.delete_thread(thread)
+    events = await collect_until(stream, lambda es: "chatThreadDeleted" in kinds(es))
+    await asyncio.sleep(0.2)  # anything late (a duplicate, the other thread) would show up now
+    await engine.stop()
+    events += [e async for e in stream]  # the iterator ends with the stop, after the final Disconnected
+    assert kinds(events) == [
+        "realTimeNotificationConnected",
+        "chatThreadCreated",
+        "chatMessageReceived",
+        "chatMessageEdited",
+        "typingIndicatorReceived",
+        "readReceiptReceived",
+        "chatThreadPropertiesUpdated",
+        "participantsAdded",
+        "participantsRemoved",
+        "chatMessageDeleted",
+        "chatThreadDeleted",
+        "realTimeNotificationDisconnected",
+    ]
+    chat = chat_events(events)
+    assert {e.thread_id for e in chat} == {thread}
+    assert all(e.recipient == CommunicationUserIdentifier(b.id) for e in chat)
+    ids = [int(e.event_id or 0) for e in chat]
+    assert ids == sorted(set(ids))  # journal ids: increasing, no duplicates
+    created, received, edited, typing, receipt = chat[:5]
+    assert isinstance(created, ChatThreadCreatedEvent) and created.topic == "Lunch"
+    assert {p.identifier.raw_id for p in created.participants} == {a.id, b.id}
+    assert isinstance(received, ChatMessageReceivedEvent)
+    assert (received.id, received.message, received.sender_display_name) == (message, "hello Bob", "Ann")
+    assert received.sender == CommunicationUserIdentifier(a.id)
+    assert received.created_on is not None and received.created_on.tzinfo == timezone.utc
+    assert abs(received.created_on - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    assert isinstance(edited, ChatMessageEditedEvent) and edited.message == "hello, Bob"
+    assert edited.version != received.version
+    assert isinstance(typing, TypingIndicatorReceivedEvent) and typing.sender_display_name == "Ann"
+    assert isinstance(receipt, ReadReceiptReceivedEvent) and receipt.chat_message_id == message
+    assert [e.kind for e in handled] == ["chatMessageReceived", "chatThreadDeleted"]
+    assert handled[0] is received
+
+
+async def test_share_history_time_hides_older_messages(
+    emulator: Emulator, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    a, b, _ = actors
+    thread = await a.create_thread("history")
+    old = await a.send(thread, "before Bob")
+    await asyncio.sleep(0.01)
+    share = format_rfc3339(now_us())
+    engine = RealtimeNotifications(emulator.endpoint, b.token, mode="push")
+    stream = engine.events()
+    await engine.start()
+    await a.add(thread, b, share)
+    new = await a.send(thread, "after Bob joined")
+    await a.edit(thread, old, "old, edited")  # an older message: not Bob's to see
+    await a.read(thread, old)
+    await a.delete(thread, old)
+    await a.edit(thread, new, "new, edited")
+    events = await collect_until(stream, lambda es: "chatMessageEdited" in kinds(es))
+    await asyncio.sleep(0.2)
+    await engine.stop()
+    assert kinds(chat_events(events)) == ["participantsAdded", "chatMessageReceived", "chatMessageEdited"]
+    assert [getattr(e, "id", None) for e in chat_events(events)[1:]] == [new, new]
+
+
+async def test_a_removed_user_still_gets_what_happened_before_the_removal(
+    emulator: Emulator, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    a, b, _ = actors
+    thread = await a.create_thread("leaving", (b, None))
+    stream = EventStream(emulator.endpoint, b.token)
+    iterator = aiter(stream)
+    assert isinstance(await anext(iterator), RealTimeNotificationConnected)
+    first = await a.send(thread, "one")
+    assert isinstance(received := await anext(iterator), ChatMessageReceivedEvent) and received.id == first
+    await iterator.aclose()  # offline while...
+    missed = await a.send(thread, "two")
+    await a.remove(thread, b)
+    await a.send(thread, "three, after Bob left")
+    resumed = EventStream(emulator.endpoint, b.token, last_event_id=stream.last_event_id)
+    events = await collect_until(aiter(resumed), lambda es: "participantsRemoved" in kinds(es), 10)
+    assert kinds(events) == ["realTimeNotificationConnected", "chatMessageReceived", "participantsRemoved"]
+    assert isinstance(events[1], ChatMessageReceivedEvent) and events[1].id == missed
+    assert isinstance(events[2], ParticipantsRemovedEvent)
+    assert events[2].participants_removed[0].identifier.raw_id == b.id
+
+
+async def test_a_cut_in_a_burst_of_500_loses_and_duplicates_nothing(
+    emulator: Emulator, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    a, b, _ = actors
+    thread = await a.create_thread("burst", (b, None))
+    relay = Relay("127.0.0.1", urlsplit(emulator.endpoint).port or 443)
+    via = await relay.start()
+    engine = RealtimeNotifications(
+        via, b.token, mode="push", verify=ssl.create_default_context(cafile=str(emulator.ca_cert))
+    )
+    stream = engine.events()
+    await engine.start()
+    received: list[str] = []
+    seen: list[Event] = []
+    cuts = 0
+
+    async def consume() -> None:
+        nonlocal cuts
+        async for event in stream:
+            seen.append(event)
+            if isinstance(event, ChatMessageReceivedEvent):
+                received.append(event.message or "")
+                if len(received) in (120, 330):  # cut for real, in the middle of the burst
+                    relay.cut()
+                    cuts += 1
+                if len(received) == 500:
+                    return
+
+    consumer = asyncio.create_task(consume())
+    sent = [await a.send(thread, f"m{i}") for i in range(500)]
+    await asyncio.wait_for(consumer, 30)
+    await asyncio.sleep(0.2)
+    await engine.stop()
+    await relay.aclose()
+    assert len(sent) == 500 and cuts == 2
+    assert received == [f"m{i}" for i in range(500)]  # every message once, in order
+    assert relay.connections >= 3  # it really reconnected after each cut
+    assert kinds(seen).count("realTimeNotificationDisconnected") >= 2
+    assert kinds(seen).count("realTimeNotificationConnected") >= 3
+
+
+async def test_restarting_the_emulator_on_the_same_location_loses_nothing(tmp_path: Path) -> None:
+    first = Emulator(location=tmp_path).start()
+    port = first.port
+    a, b = Actor(first, "Ann"), Actor(first, "Bob")
+    thread = await a.create_thread("restart", (b, None))
+    engine = RealtimeNotifications(first.endpoint, b.token, mode="push")
+    stream = engine.events()
+    await engine.start()
+    for i in range(20):
+        await a.send(thread, f"before {i}")
+    events = await collect_until(stream, lambda es: kinds(es).count("chatMessageReceived") == 20)
+    await asyncio.to_thread(first.stop)  # the stream drops; the engine keeps retrying
+    second = Emulator(location=tmp_path, port=port).start()
+    try:
+        await a.http.aclose()
+        a.http = httpx.AsyncClient(
+            base_url=second.endpoint.rstrip("/"),
+            verify=ssl.create_default_context(cafile=str(second.ca_cert)),
+            headers={"Authorization": f"Bearer {a.token}"},
+        )
+        for i in range(20):
+            await a.send(thread, f"after {i}")
+        events += await collect_until(stream, lambda es: kinds(es).count("chatMessageReceived") == 20)
+        await engine.stop()
+    finally:
+        await a.aclose()
+        await b.aclose()
+        second.stop()
+    messages = [e.message for e in events if isinstance(e, ChatMessageReceivedEvent)]
+    assert messages == [f"before {i}" for i in range(20)] + [f"after {i}" for i in range(20)]
+    assert "realTimeNotificationDisconnected" in kinds(events)
+
+
+async def test_a_failing_handler_is_reported_once_and_the_stream_goes_on(
+    emulator: Emulator, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    a, b, _ = actors
+    thread = await a.create_thread("handlers", (b, None))
+    engine = RealtimeNotifications(emulator.endpoint, b.token)
+    calls: list[str] = []
+
+    def broken(event: ChatMessageReceivedEvent) -> None:
+        calls.append(event.message or "")
+        raise RuntimeError("boom")
+
+    good: list[str] = []
+    engine.on("chatMessageReceived", broken)
+    engine.on("chatMessageReceived", lambda e: good.append(e.message))
+    stream = engine.events()
+    await engine.start()
+    with pytest.warns(RealtimeWarning, match="boom") as caught:
+        for text in ("one", "two", "three"):
+            await a.send(thread, text)
+        await collect_until(stream, lambda es: len(chat_events(es)) == 3)
+    await engine.stop()
+    assert len(caught) == 1  # once per handler
+    assert calls == good == ["one", "two", "three"]
+    engine.off("chatMessageReceived", broken)
+    assert engine._handlers["chatMessageReceived"] != [broken]
+    with pytest.raises(ValueError, match="unknown event"):
+        engine.on("messageReceived", print)
+    with pytest.raises(TypeError):
+        engine.on("chatMessageReceived", "print")  # type: ignore[arg-type]
+
+
+async def test_the_token_is_refreshed_when_the_stream_ends_at_expiry(
+    emulator: Emulator, actors: tuple[Actor, Actor, Actor]
+) -> None:
+    a, b, _ = actors
+    thread = await a.create_thread("tokens", (b, None))
+    issued: list[str] = []
+
+    def short_token() -> str:
+        token, _ = emulator.state.issuer.issue(b.id, ["chat"], 0, 2)  # expires in 2 s
+        issued.append(token)
+        return token
+
+    credential = CommunicationTokenCredential(short_token(), token_refresher=short_token)
+    engine = RealtimeNotifications(emulator.endpoint, credential, mode="push")
+    stream = engine.events()
+    await engine.start()
+    await a.send(thread, "early")
+    await asyncio.sleep(2.5)  # the first token expired: the emulator closed the stream
+    await a.send(thread, "late")
+    events = await collect_until(stream, lambda es: kinds(es).count("chatMessageReceived") == 2)
+    await engine.stop()
+    assert [e.message for e in events if isinstance(e, ChatMessageReceivedEvent)] == ["early", "late"]
+    assert "realTimeNotificationDisconnected" in kinds(events)
+    assert len(set(issued)) >= 2
+
+
+async def test_revoked_tokens_stop_the_stream_with_an_error(emulator: Emulator) -> None:
+    b = Actor(emulator, "Bob")
+    engine = RealtimeNotifications(emulator.endpoint, b.token, mode="push")
+    events: list[Event] = []
+    engine.on("realTimeNotificationDisconnected", events.append)
+    await engine.start()
+    path = f"/identities/{quote(b.id, safe='')}/:revokeAccessTokens?api-version=2023-10-01"
+    headers = hmac_headers(
+        base64.b64decode(emulator.access_key), "POST", path, urlsplit(emulator.endpoint).netloc, b""
+    )
+    assert (await b.http.post(path, headers=headers)).status_code == 204
+    deadline = time.monotonic() + 10
+    while engine.running and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await b.aclose()
+    assert isinstance(engine.error, AuthenticationError)
+    assert isinstance(events[0], RealTimeNotificationDisconnected)
+
+
+async def test_an_endpoint_without_the_stream_is_reported(emulator: Emulator) -> None:
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:  # not an emulator
+        assert scope["type"] == "http"
+        await send(
+            {"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]}
+        )  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"no such thing"})  # type: ignore[operator]
+
+    stream = EventStream("https://acs.example", "t.o.k", transport=httpx.ASGITransport(app))  # type: ignore[arg-type]
+    with pytest.raises(StreamUnavailable, match="HTTP 404"):
+        await anext(aiter(stream))
+    engine = RealtimeNotifications(
+        "https://acs.example", "t.o.k", mode="push", transport=httpx.ASGITransport(app)
+    )  # type: ignore[arg-type]
+    with pytest.raises(StreamUnavailable):
+        await engine.start()
