@@ -238,7 +238,11 @@ def test_signature_over_a_decoded_path_does_not_verify(wire: Wire) -> None:
 
 
 def test_identity_validation_errors_name_the_problem(wire: Wire) -> None:
-    assert_error(wire.create_user(["chat"], minutes=30), 400, "expiresInMinutes")
+    error = assert_error(
+        wire.create_user(["chat"], minutes=59), 400, "ExpiresInMinutes", "59", code="ValidationError"
+    )
+    assert error["target"] == "ExpiresInMinutes"  # as the real service answers (recorded)
+    assert_error(wire.create_user(["chat"], minutes=1441), 400, "1441")
     assert_error(wire.create_user(["email"]), 400, "scope")
     user_id = wire.create_user().json()["identity"]["id"]
     path = f"/identities/{q(user_id)}/:issueAccessToken?api-version={IDENTITY_VERSION}"

@@ -42,10 +42,10 @@ def _scopes(value: Any, target: str) -> list[str]:
 def _expires_in(body: dict[str, Any]) -> int:
     minutes = body.get("expiresInMinutes", DEFAULT_TOKEN_MINUTES)
     if isinstance(minutes, bool) or not isinstance(minutes, int) or not 60 <= minutes <= 1440:
-        raise BadRequest(
-            "expiresInMinutes must be an integer from 60 to 1440.",
+        raise BadRequest(  # the real service's code and target, with the allowed range added
+            f"ExpiresInMinutes value {str(minutes)[:20]} is invalid. It must be an integer from 60 to 1440.",
             code="ValidationError",
-            target="expiresInMinutes",
+            target="ExpiresInMinutes",
         )
     return minutes * 60
 
