@@ -62,8 +62,9 @@ class ServerProcess:
 
     def output(self) -> str:
         """Everything the process printed so far, stdout then stderr."""
-        self._out.flush()
-        self._err.flush()
+        for f in (self._out, self._err):
+            if not f.closed:
+                f.flush()
         return self.stdout_path.read_text() + self.stderr_path.read_text()
 
     def kill(self) -> None:

@@ -66,7 +66,7 @@ class EmulatorState:
 
     store: Store
     issuer: TokenIssuer
-    access_key: bytes
+    access_key: bytes = field(repr=False)
     check_hmac_date: bool = True
     debug: bool = False
     extras: dict[str, Any] = field(default_factory=dict)

@@ -97,6 +97,14 @@ def ca_for_endpoint(endpoint: str) -> Path | None:
     return None
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only, if it does not exist yet (chat content is private)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -178,7 +186,7 @@ class Emulator:
         self._lock_file: TextIO | None = None
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if self.location is not None:
-            self.location.mkdir(parents=True, exist_ok=True)
+            self.location.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we create it
             self._acquire_lock()
         config = self._load_config(access_key)
         self.access_key: str = config["accessKey"]
@@ -191,6 +199,8 @@ class Emulator:
                 self._tmpdir = tempfile.TemporaryDirectory(prefix="chatnb-emulator-")
                 cert_dir = Path(self._tmpdir.name)
             self.ca_cert, self.cert_key = ensure_certificate(cert_dir)
+        if self.location is not None:
+            _private_file(self.location / DB_NAME)  # SQLite gives its -wal and -shm files the same mode
         self.store = Store(None if self.location is None else self.location / DB_NAME, self.resource_id)
         self.broadcaster = Broadcaster()
         self.store.add_listener(self.broadcaster.notify)
