@@ -110,10 +110,12 @@ def _spawn_emulator(location: Path, timeout: float) -> tuple[dict[str, Any], sub
             if live is not None:
                 return live, None
             tail = log_path.read_text(errors="replace")[-800:]
-            raise RuntimeError(f"the emulator exited with code {process.returncode}; {log_path}:\n{tail}")
-        time.sleep(0.05)
-    process.terminate()
-    process.wait(10)
+            if "another emulator is serving" not in tail.rsplit("chatnb serve:", 1)[-1]:
+                raise RuntimeError(f"the emulator exited with code {process.returncode}; {log_path}:\n{tail}")
+        time.sleep(0.05)  # the winner of the race is still starting: wait for its server.json
+    if process.poll() is None:
+        process.terminate()
+        process.wait(10)
     raise TimeoutError(
         f"the emulator did not announce itself in {location} within {timeout:.0f} s; see {log_path}"
     )

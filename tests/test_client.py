@@ -81,6 +81,14 @@ def bob(party_factory: Any) -> Party:
     return party_factory()  # type: ignore[no-any-return]
 
 
+def seed(emulator: Emulator, thread_id: str, sender: str, count: int) -> None:
+    """``count`` messages written straight into the emulator's store (quicker than sending them)."""
+    for i in range(count):
+        emulator.store.send_message(
+            thread_id, sender, type_="text", content=f"m{i}", display_name=None, metadata=None
+        )
+
+
 async def new_thread(owner: Party, *others: Party, topic: str = "Lunch") -> Any:
     participants = [chatnb.ChatParticipant(p.user, display_name=f"p{i}") for i, p in enumerate(others)]
     result = await aw(owner.chat.create_chat_thread(topic, thread_participants=participants))
@@ -112,9 +120,23 @@ async def test_thread_lifecycle(alice: Party, bob: Party) -> None:
 
     await aw(alice.chat.delete_chat_thread(props.id))
     await aw(alice.chat.delete_chat_thread(props.id))  # idempotent
+    after = (await aw(alice.chat.list_chat_threads())).set_index("id")
+    assert props.id not in after.index or pd.notna(after.loc[props.id, "deleted_on"])
     with pytest.raises(chatnb.NotFoundError) as info:
         await aw(thread.get_properties())
     assert info.value.status_code == 404
+
+
+async def test_list_chat_threads_since(alice: Party) -> None:
+    old = (await aw(alice.chat.create_chat_thread("Old"))).chat_thread.id
+    await asyncio.sleep(0.01)
+    since = datetime.now(timezone.utc)
+    new = (await aw(alice.chat.create_chat_thread("New"))).chat_thread.id
+    assert list((await aw(alice.chat.list_chat_threads(start_time=since)))["id"]) == [new]
+    await aw(alice.thread(old).send_message("revived"))
+    recent = await aw(alice.chat.list_chat_threads(start_time=since))
+    assert list(recent["id"]) == [old, new]  # most recently active first
+    assert recent["last_message_received_on"].iloc[0] >= since
 
 
 async def test_create_is_idempotent_with_a_token(alice: Party) -> None:
@@ -179,8 +201,7 @@ async def test_message_round_trip_edit_and_delete(alice: Party, bob: Party) -> N
 
 async def test_paging_and_start_time(alice: Party, emulator: Emulator) -> None:
     thread = await new_thread(alice)
-    for i in range(445):
-        await aw(thread.send_message(f"m{i}"))
+    seed(emulator, thread.thread_id, alice.user.raw_id, 445)
     await asyncio.sleep(0.01)
     since = datetime.now(timezone.utc)
     late = [(await aw(thread.send_message(f"late{i}"))).id for i in range(5)]
@@ -223,8 +244,7 @@ async def test_list_uses_pages_of_200(alice: Party, emulator: Emulator, flavour:
     async with closing(chat):
         result = await aw(chat.create_chat_thread("Big"))
         thread = chat.get_chat_thread_client(result.chat_thread.id)
-        for i in range(448):
-            await aw(thread.send_message(f"m{i}"))
+        seed(emulator, thread.thread_id, alice.user.raw_id, 448)
         requests.clear()
         frame = await aw(thread.list_messages())
     assert len(frame) == 450 and len(requests) == 3

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,16 @@ def test_user_tokens_refresh_through_the_identity_client(emulator: Emulator, hom
         with chatnb.ChatClient(session.endpoint, fresh.token) as chat:
             assert chat.list_chat_threads().empty
         assert isinstance(user.chat_client, chatnb.ChatClient) and "Zed" in repr(user)
+
+
+def test_two_kernels_racing_to_start_share_one_emulator(home: Path) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        sessions = list(pool.map(lambda _: chatnb.connect(), range(2)))
+    try:
+        assert sessions[0].endpoint == sessions[1].endpoint
+        assert sorted(s.started_emulator for s in sessions) == [False, True]
+        assert sessions[0].user("Kim").id == sessions[1].user("Kim").id
+    finally:
+        for session in sessions:
+            session.stop()
+    assert read_server_info(home / "emulator") is None
