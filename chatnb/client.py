@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import _core
 from ._core import Call, Paged, RetryPolicy
+from ._realtime_client import SyncRealtimeMixin
 from .credential import CommunicationTokenCredential
 from .errors import ChatError, transport_error
 from .models import (
@@ -149,7 +150,7 @@ class _BearerBase(_SyncBase):
         request.headers["Authorization"] = "Bearer " + self.credential.get_token().token
 
 
-class ChatClient(_BearerBase):
+class ChatClient(SyncRealtimeMixin, _BearerBase):
     """Creates, lists and deletes chat threads, and hands out :class:`ChatThreadClient` s.
 
     Args:
@@ -166,6 +167,11 @@ class ChatClient(_BearerBase):
     >>> with ChatClient(endpoint, credential) as chat:
     ...     result = chat.create_chat_thread("Lunch", thread_participants=[ChatParticipant(other_id)])
     ...     chat.list_chat_threads()
+
+    Real-time events, as in the JavaScript SDK (see :mod:`chatnb._realtime_client`):
+
+    >>> chat.on("chatMessageReceived", lambda event: print(event.message))
+    >>> chat.start_realtime_notifications()
     """
 
     def __init__(

@@ -7,24 +7,24 @@ an empty frame with the same columns and dtypes. Text columns use pandas' nullab
 
 Messages (:func:`messages_frame`, ordered chronologically: ascending ``sequence_id``):
 
-================== ======================= ==================================================
-column             dtype                   meaning
-================== ======================= ==================================================
-id                 string                  message id
-type               string                  text, html, topicUpdated, participantAdded/Removed
-sequence_id        int64                   position in the thread
-version            string                  changes on every edit
-content            string                  text of text/html messages; <NA> once deleted
-sender_id          string                  raw id of the sender (<NA> for system messages)
+=================== =================== ===================================================
+column              dtype               meaning
+=================== =================== ===================================================
+id                  string              message id
+type                string              text, html, topicUpdated, participantAdded/Removed
+sequence_id         int64               position in the thread
+version             string              changes on every edit
+content             string              text of text/html messages; <NA> once deleted
+sender_id           string              raw id of the sender (<NA> for system messages)
 sender_display_name string
-created_on         datetime64[ns, UTC]
-edited_on          datetime64[ns, UTC]     NaT unless edited
-deleted_on         datetime64[ns, UTC]     NaT unless deleted
-metadata           object                  dict of str, or None
-topic              string                  the new topic (topicUpdated)
-participant_ids    object                  list of raw ids (participantAdded/Removed), or None
-initiator_id       string                  who changed the topic / membership
-================== ======================= ==================================================
+created_on          datetime64[ns, UTC]
+edited_on           datetime64[ns, UTC] NaT unless edited
+deleted_on          datetime64[ns, UTC] NaT unless deleted
+metadata            object              dict of str, or None
+topic               string              the new topic (topicUpdated)
+participant_ids     object              list of raw ids (participantAdded/Removed), or None
+initiator_id        string              who changed the topic / membership
+=================== =================== ===================================================
 
 Participants (:func:`participants_frame`): ``id`` string, ``display_name`` string,
 ``share_history_time`` datetime64[ns, UTC], ``metadata`` object.

@@ -34,6 +34,7 @@ import ssl
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 import httpx
@@ -366,18 +367,11 @@ class RealtimeNotifications:
         verify: bool | str | ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if mode not in ("auto", "push", "poll"):
-            raise ValueError(f"mode must be 'auto', 'push' or 'poll', not {mode!r}")
-        if (
-            isinstance(poll_interval, bool)
-            or not isinstance(poll_interval, int | float)
-            or poll_interval <= 0
-        ):
-            raise ValueError("poll_interval must be a positive number of seconds")
         self.endpoint = endpoint
         self.credential = credential
-        self.mode: Mode = mode
-        self.poll_interval = float(poll_interval)
+        self.mode: Mode = "auto"
+        self.poll_interval = 1.0
+        self.configure(mode, poll_interval)
         self.verify = verify
         self.transport = transport
         self.active_mode: Literal["push", "poll"] | None = None
@@ -393,6 +387,22 @@ class RealtimeNotifications:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"<RealtimeNotifications {state} mode={self.active_mode or self.mode} {self.endpoint}>"
+
+    def configure(self, mode: Mode | None = None, poll_interval: float | None = None) -> None:
+        """Set the mode and poll interval used by the next start (``None`` keeps the current one).
+
+        Raises:
+            ValueError: for an unknown mode or a poll interval that is not a positive number.
+        """
+        if mode is not None:
+            if mode not in ("auto", "push", "poll"):
+                raise ValueError(f"mode must be 'auto', 'push' or 'poll', not {mode!r}")
+            self.mode = mode
+        if poll_interval is not None:
+            number = isinstance(poll_interval, int | float) and not isinstance(poll_interval, bool)
+            if not number or poll_interval <= 0:
+                raise ValueError("poll_interval must be a positive number of seconds")
+            self.poll_interval = float(poll_interval)
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -461,16 +471,25 @@ class RealtimeNotifications:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def schedule(self, loop: asyncio.AbstractEventLoop, *, last_event_id: str | int | None = None) -> None:
-        """Start on ``loop`` (the running one) without waiting for the connection."""
+    def schedule(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        last_event_id: str | int | None = None,
+        since: datetime | None = None,
+    ) -> None:
+        """Start on ``loop`` (the running one) without waiting for the connection: push resumes after
+        ``last_event_id`` (default: from the connection on), polling reports changes from ``since``
+        (default: now)."""
         if self.running:
             return
         self.error = None
         self._ready = asyncio.Event()
-        self._task = loop.create_task(self._run(last_event_id), name="chatnb-realtime")
+        since = since or datetime.now(timezone.utc)
+        self._task = loop.create_task(self._run(last_event_id, since), name="chatnb-realtime")
 
     async def start(self, *, last_event_id: str | int | None = None, timeout: float = 15.0) -> None:
-        """Start (if not running) and wait until connected (push) or baselined (poll).
+        """Start (if not running) and wait until connected (push) or the first poll round is done.
 
         Raises:
             StreamUnavailable: ``mode="push"`` on an endpoint without the stream.
@@ -489,7 +508,7 @@ class RealtimeNotifications:
         if not self.connected:
             log.warning("real-time notifications are not connected yet; still trying in the background")
 
-    async def _run(self, last_event_id: str | int | None) -> None:
+    async def _run(self, last_event_id: str | int | None, since: datetime) -> None:
         try:
             if self.mode != "poll":
                 self._source = EventStream(
@@ -517,6 +536,7 @@ class RealtimeNotifications:
                 self.endpoint,
                 self.credential,
                 interval=self.poll_interval,
+                since=since,
                 verify=self.verify,
                 transport=self.transport,
             )
@@ -546,19 +566,34 @@ class RealtimeNotifications:
         for loop, queue in list(self._subscribers):
             _put(loop, queue, _END)
 
-    def events(self) -> EventIterator:
+    def events(self, starter: Callable[[], Awaitable[None]] | None = None) -> EventIterator:
         """Every event from now on (subscribed at this call), for ``async for``; ends when notifications
-        stop or the iterator is closed (``break`` out of the loop, or ``await it.aclose()``)."""
-        return EventIterator(self)
+        stop or the iterator is closed (``break`` out of the loop, or ``await it.aclose()``).
+        ``starter`` is awaited on the first ``__anext__`` if the engine is not running.
+
+        Raises:
+            RuntimeError: outside a running asyncio loop (use ``on()`` handlers there).
+        """
+        return EventIterator(self, starter)
 
 
 class EventIterator:
     """An async iterator over an engine's events, subscribed from its creation."""
 
-    def __init__(self, engine: RealtimeNotifications) -> None:
+    def __init__(
+        self, engine: RealtimeNotifications, starter: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "events() is for `async for` in a notebook cell or a coroutine; "
+                "outside an asyncio loop, register handlers with on()"
+            ) from None
         self._engine = engine
+        self._starter = starter
         self._queue: asyncio.Queue[object] = asyncio.Queue()
-        self._entry = (asyncio.get_running_loop(), self._queue)
+        self._entry = (loop, self._queue)
         engine._subscribers.append(self._entry)
         self._closed = False
 
@@ -568,6 +603,10 @@ class EventIterator:
     async def __anext__(self) -> Event:
         if self._closed:
             raise StopAsyncIteration
+        if self._starter is not None:
+            starter, self._starter = self._starter, None
+            if not self._engine.running:
+                await starter()
         item = await self._queue.get()
         if item is _END:
             await self.aclose()

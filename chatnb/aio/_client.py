@@ -21,6 +21,7 @@ import pandas as pd
 
 from .. import _core
 from .._core import Call, Paged, RetryPolicy
+from .._realtime_client import AsyncRealtimeMixin
 from ..errors import ChatError, transport_error
 from ..models import (
     ChatMessage,
@@ -150,9 +151,10 @@ class _BearerBase(_AsyncBase):
         request.headers["Authorization"] = "Bearer " + token.token
 
 
-class ChatClient(_BearerBase):
+class ChatClient(AsyncRealtimeMixin, _BearerBase):
     """Async twin of :class:`chatnb.ChatClient` (same arguments; methods are coroutines, ``iter_*`` are
-    async generators). The credential may be the async or the sync ``CommunicationTokenCredential``."""
+    async generators). The credential may be the async or the sync ``CommunicationTokenCredential``.
+    Real-time events: ``on()``, ``off()``, ``await start_realtime_notifications()``, ``events()``."""
 
     def __init__(
         self,
