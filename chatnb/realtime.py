@@ -32,7 +32,7 @@ import logging
 import random
 import ssl
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -249,10 +249,10 @@ class EventStream:
         self.reconnects = 0
         self.duplicates = 0
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
         return self._run()
 
-    async def _run(self) -> AsyncIterator[Event]:
+    async def _run(self) -> AsyncGenerator[Event, None]:
         attempt = auth_failures = 0
         async with make_http_client(
             self._endpoint, self._verify, self._transport, self._read_timeout

@@ -60,7 +60,7 @@ def identifier(value: dict[str, Any]) -> CommunicationUserIdentifier:
 def check(event: ChatEvent, item: dict[str, Any]) -> None:
     """The fields of ``event`` against the raw Event Grid ``item``."""
     data = item["data"]
-    short = item.get("eventType", item.get("type")).removeprefix("Microsoft.Communication.")
+    short = str(item.get("eventType") or item["type"]).removeprefix("Microsoft.Communication.")
     assert isinstance(event, EXPECTED[short])
     assert event.event_id == item["id"]
     assert event.thread_id == data["threadId"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -26,7 +26,7 @@ from chatnb.events import (
 from chatnb.realtime import EventIterator, RealtimeNotifications
 
 
-def kinds(events: list[Event]) -> list[str]:
+def kinds(events: Sequence[Event]) -> list[str]:
     return [e.kind for e in events]
 
 
@@ -69,7 +69,9 @@ class Watch:
         self.stream: EventIterator = engine.events()
 
     async def until(self, kind: str, count: int) -> None:
-        done = lambda es: kinds(self.events + es).count(kind) >= count  # noqa: E731
+        def done(more: list[Event]) -> bool:
+            return kinds(self.events + more).count(kind) >= count
+
         if not done([]):
             self.events += await collect_until(self.stream, done, 10)
 

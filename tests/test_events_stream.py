@@ -6,9 +6,10 @@ import asyncio
 import base64
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -36,7 +37,7 @@ from chatnb.models import CommunicationUserIdentifier
 from chatnb.realtime import EventStream, RealtimeNotifications, RealtimeWarning, StreamUnavailable
 
 
-def kinds(events: list[Event]) -> list[str]:
+def kinds(events: Sequence[Event]) -> list[str]:
     return [e.kind for e in events]
 
 
@@ -159,8 +160,9 @@ async def test_a_removed_user_still_gets_what_happened_before_the_removal(
     missed = await a.send(thread, "two")
     await a.remove(thread, b)
     await a.send(thread, "three, after Bob left")
-    resumed = EventStream(emulator.endpoint, b.token, last_event_id=stream.last_event_id)
-    events = await collect_until(aiter(resumed), lambda es: "participantsRemoved" in kinds(es), 10)
+    resumed = aiter(EventStream(emulator.endpoint, b.token, last_event_id=stream.last_event_id))
+    events = await collect_until(resumed, lambda es: "participantsRemoved" in kinds(es), 10)
+    await resumed.aclose()
     assert kinds(events) == ["realTimeNotificationConnected", "chatMessageReceived", "participantsRemoved"]
     assert isinstance(events[1], ChatMessageReceivedEvent) and events[1].id == missed
     assert isinstance(events[2], ParticipantsRemovedEvent)
@@ -319,18 +321,64 @@ async def test_revoked_tokens_stop_the_stream_with_an_error(emulator: Emulator) 
 
 
 async def test_an_endpoint_without_the_stream_is_reported(emulator: Emulator) -> None:
-    async def app(scope: dict[str, object], receive: object, send: object) -> None:  # not an emulator
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:  # not an emulator
         assert scope["type"] == "http"
         await send(
             {"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]}
-        )  # type: ignore[operator]
-        await send({"type": "http.response.body", "body": b"no such thing"})  # type: ignore[operator]
+        )
+        await send({"type": "http.response.body", "body": b"no such thing"})
 
-    stream = EventStream("https://acs.example", "t.o.k", transport=httpx.ASGITransport(app))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app)  # type: ignore[arg-type]
+    stream = EventStream("https://acs.example", "t.o.k", transport=transport)
     with pytest.raises(StreamUnavailable, match="HTTP 404"):
         await anext(aiter(stream))
-    engine = RealtimeNotifications(
-        "https://acs.example", "t.o.k", mode="push", transport=httpx.ASGITransport(app)
-    )  # type: ignore[arg-type]
+    engine = RealtimeNotifications("https://acs.example", "t.o.k", mode="push", transport=transport)
     with pytest.raises(StreamUnavailable):
         await engine.start()
+
+
+async def test_the_wire_gives_every_event_an_id_and_reports_journal_gaps(
+    fresh_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatnb.emulator import store as store_module
+
+    monkeypatch.setattr(store_module, "EVENT_JOURNAL_SIZE", 100)  # trimmed every 1000 events
+    a, b = Actor(fresh_emulator, "Ann"), Actor(fresh_emulator, "Bob")
+    thread = await a.create_thread("gaps", (b, None))
+    for _ in range(1000):
+        fresh_emulator.store.typing(thread, a.id, "Ann")
+    assert fresh_emulator.store.oldest_event_id() == 901
+
+    async def raw(last_event_id: int) -> list[dict[str, str]]:
+        """The first blocks of a stream resumed after ``last_event_id``, as field dicts."""
+        blocks: list[dict[str, str]] = []
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last_event_id)}
+        async with b.http.stream("GET", "/chatnb/events?api-version=2024-03-07", headers=headers) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            text = ""
+            async for chunk in response.aiter_text():
+                text += chunk
+                blocks = [
+                    dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+                    for block in text.split("\n\n")[:-1]
+                ]
+                if sum("event" in block for block in blocks) >= 5:
+                    break
+        return blocks
+
+    trimmed = await raw(1)
+    assert trimmed[0] == {"retry": "1000"}
+    events = trimmed[1:]
+    assert all("id" in block and "event" in block for block in events)
+    assert events[0]["event"] == "journalGap" and '"oldestEventId": 901' in events[0]["data"]
+    assert events[1]["event"] == "realTimeNotificationConnected" and events[1]["id"] == "1"
+    assert [block["id"] for block in events[2:]] == ["901", "902", "903"]
+    beyond = await raw(5000)  # a journal this one never reached (say, a wiped location)
+    assert beyond[1]["event"] == "journalGap" and '"resumedAfter": 0' in beyond[1]["data"]
+    assert [block["id"] for block in beyond[3:]] == ["901", "902", "903"]
+    iterator = aiter(EventStream(fresh_emulator.endpoint, b.token, last_event_id=1))
+    connected = await anext(iterator)
+    await iterator.aclose()
+    assert isinstance(connected, RealTimeNotificationConnected) and connected.journal_gap
+    await a.aclose()
+    await b.aclose()
