@@ -173,6 +173,8 @@ class SyncRealtimeMixin(_Common):
             engine.schedule(running, last_event_id=position, since=since)
             self._rt_loop, self._rt_thread = running, None
             return
+        if self._rt_thread is not None:  # stopped from one of its own handlers
+            self._stop_thread()
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="chatnb-realtime", daemon=True)
         thread.start()
@@ -190,6 +192,9 @@ class SyncRealtimeMixin(_Common):
         if engine is None or loop is None:
             return
         if self._rt_thread is not None:
+            if threading.current_thread() is self._rt_thread:  # from a handler: stop after it returns
+                asyncio.run_coroutine_threadsafe(engine.stop(), loop)
+                return
             if not loop.is_closed():
                 asyncio.run_coroutine_threadsafe(engine.stop(), loop).result(timeout)
             self._stop_thread(timeout)

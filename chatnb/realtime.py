@@ -383,6 +383,7 @@ class RealtimeNotifications:
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self._source: Any = None
+        self._stopping: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -552,8 +553,16 @@ class RealtimeNotifications:
             self._end_iterators()
 
     async def stop(self) -> None:
-        """Stop the stream; handlers get a final ``realTimeNotificationDisconnected`` if it was connected."""
+        """Stop the stream; handlers get a final ``realTimeNotificationDisconnected`` if it was connected.
+
+        Called from a handler (inside the stream's own task), it returns at once and the stream stops
+        when the handler returns.
+        """
         task, self._task = self._task, None
+        if task is not None and task is asyncio.current_task():
+            self._task = task
+            self._stopping = asyncio.get_running_loop().create_task(self.stop())
+            return
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

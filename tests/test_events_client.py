@@ -138,3 +138,54 @@ def test_sync_client_can_be_forced_to_poll(emulator: Emulator) -> None:
         wait_for(lambda: len(got) == 2)
     assert got == ["polled one", "polled two"]
     assert not bob.realtime.running  # close() stopped the background thread
+
+
+async def test_a_handler_may_stop_the_notifications(emulator: Emulator) -> None:
+    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    async with (
+        aio.ChatClient(emulator.endpoint, aio.CommunicationTokenCredential(a_token)) as ann,
+        aio.ChatClient(emulator.endpoint, aio.CommunicationTokenCredential(b_token)) as bob,
+    ):
+        got: list[str | None] = []
+
+        async def once(event: ChatMessageReceivedEvent) -> None:
+            got.append(event.message)
+            await bob.stop_realtime_notifications()
+
+        bob.on("chatMessageReceived", once)
+        await bob.start_realtime_notifications()
+        created = await ann.create_chat_thread("stop", [ChatParticipant(CommunicationUserIdentifier(b))])
+        thread = ann.get_chat_thread_client(created.chat_thread.id)
+        await thread.send_message("stop now")
+        await async_wait_for(lambda: not bob.realtime.running)
+        await thread.send_message("not delivered")
+        await asyncio.sleep(0.2)
+        assert got == ["stop now"]
+
+
+def test_a_handler_on_the_background_thread_may_stop_the_notifications(emulator: Emulator) -> None:
+    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    with (
+        ChatClient(emulator.endpoint, CommunicationTokenCredential(a_token)) as ann,
+        ChatClient(emulator.endpoint, CommunicationTokenCredential(b_token)) as bob,
+    ):
+        got: list[str | None] = []
+
+        def once(event: ChatMessageReceivedEvent) -> None:
+            got.append(event.message)
+            bob.stop_realtime_notifications()
+
+        bob.on("chatMessageReceived", once)
+        bob.start_realtime_notifications()
+        thread = ann.get_chat_thread_client(
+            ann.create_chat_thread("stop", [ChatParticipant(CommunicationUserIdentifier(b))]).chat_thread.id
+        )
+        thread.send_message("stop now")
+        wait_for(lambda: not bob.realtime.running)
+        bob.off("chatMessageReceived", once)
+        bob.on("chatMessageReceived", lambda e: got.append(e.message))
+        bob.start_realtime_notifications()  # again, on a fresh thread
+        thread.send_message("after a restart")
+        wait_for(lambda: len(got) == 2)
+    assert got == ["stop now", "after a restart"]
+    assert sum(t.name == "chatnb-realtime" and t.is_alive() for t in threading.enumerate()) == 0
