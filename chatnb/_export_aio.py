@@ -5,8 +5,9 @@
 ...     await export_history(chat, "export/", incremental=True)
 
 Only the sending differs from :func:`chatnb.export_history`; listing, filtering, writing and the state
-are the shared logic of :mod:`chatnb._export_job`. Files are written between two requests, in the event
-loop's thread (a page takes a few milliseconds to write).
+are the shared logic of :mod:`chatnb._export_job`. Pages are written in a worker thread
+(``asyncio.to_thread``) while the event loop fetches the next one, so ``on_page`` is called from that
+worker thread.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .errors import BadRequestError
 from .export import (
     _RETRYABLE,
     DEFAULT_LOOKBACK,
+    Page,
     _thread_client,
     alive_threads,
     make_bar,
@@ -39,17 +41,9 @@ from .export import (
 __all__ = ["export_history"]
 
 
-async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries: int) -> ThreadExport:
-    """List the pages of one run and feed them to it (async)."""
-    if run.listing_done:
-        return run.finish()
-    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
-    paged = tc._ops.list_messages(job.options.page_size, start)
-    request: httpx.Request | None = request_for(run, paged.request)
-    resumed_link = run.link is not None
-    pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
+async def _fetch(tc: Any, paged: Any, request: httpx.Request, pacer: Pacer | None, max_retries: int) -> Page:
     attempt = 0
-    while request is not None:
+    while True:
         if pacer is not None:
             wait = pacer.delay()
             if wait > 0:
@@ -59,24 +53,52 @@ async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_r
                 response = await tc._send_raw(request)
             finally:
                 if pacer is not None:
-                    pacer.sent()  # when the answer came: the service saw the request before that
-            items, next_request = paged.page(response)
-        except BadRequestError:
-            if not resumed_link:
-                raise
-            run.restart()
-            request, resumed_link = paged.request, False
-            continue
+                    pacer.sent()
+            page: Page = paged.page(response)
+            return page
         except _RETRYABLE as exc:
             if attempt >= max_retries:
                 raise
             await asyncio.sleep(retry_delay(exc, attempt))
             attempt += 1
-            continue
-        attempt, resumed_link = 0, False
-        more = run.feed(items, None if next_request is None else str(next_request.url))
-        request = next_request if more else None
-    return run.finish()
+
+
+async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries: int) -> ThreadExport:
+    """List the pages of one run and feed them to it (async): pages are written in a worker thread while
+    the event loop fetches the next one."""
+    if run.listing_done:
+        return await asyncio.to_thread(run.finish)
+    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
+    paged = tc._ops.list_messages(job.options.page_size, start)
+    pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
+    try:
+        page = await _fetch(tc, paged, request_for(run, paged.request), pacer, max_retries)
+    except BadRequestError:
+        if run.link is None:
+            raise
+        run.restart()
+        page = await _fetch(tc, paged, paged.request, pacer, max_retries)
+    while True:
+        items, next_request = page
+        ahead = None
+        if next_request is not None:
+            ahead = asyncio.ensure_future(_fetch(tc, paged, next_request, pacer, max_retries))
+        link = None if next_request is None else str(next_request.url)
+        try:
+            more = await asyncio.to_thread(run.feed, items, link)
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+            raise
+        if ahead is None:
+            break
+        if not more:
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
+            break
+        page = await ahead
+    return await asyncio.to_thread(run.finish)
 
 
 async def _export_thread(
@@ -113,6 +135,7 @@ async def export_history(
     pace: bool = False,
     results_per_page: int = 200,
     rows_per_file: int = 100_000,
+    batch_rows: int = 2000,
     max_retries: int = 5,
     progress: bool = True,
     on_page: Callable[[ExportProgress], None] | None = None,

@@ -36,7 +36,8 @@ import pandas as pd
 
 from . import frames
 from ._export_state import ExportState, RunState, ThreadState
-from ._export_writers import EXPORT_COLUMNS, Writer, make_writer, recover
+from ._export_writers import Writer, make_writer, recover
+from ._time import parse_rfc3339_us
 
 __all__ = ["ExportJob", "ExportProgress", "ExportResult", "Pacer", "ThreadExport", "ThreadRun"]
 
@@ -120,6 +121,11 @@ class Pacer:
         self._sent.append(self.clock())
 
 
+def _change_us(message: dict[str, Any]) -> int:
+    """When a wire message last changed: its deletion, edit or creation, in microseconds."""
+    return max(parse_rfc3339_us(message[k]) for k in ("createdOn", "editedOn", "deletedOn") if message.get(k))
+
+
 def _ns(column: pd.Series) -> np.ndarray[Any, Any]:
     """A datetime column as int64 nanoseconds, NaT as the minimum int64."""
     return column.to_numpy(dtype="datetime64[ns]").view("int64")
@@ -142,6 +148,7 @@ class Options:
     lookback_us: int
     page_size: int
     rows_per_file: int
+    batch_rows: int = 2000
 
     def state_key(self) -> dict[str, Any]:
         """The settings an incremental run must share with the runs before it."""
@@ -240,6 +247,9 @@ class ThreadRun:
             html_pages=self.run.html_pages,
         )
         self._counted = False
+        self._pending: list[dict[str, Any]] = []
+        self._pending_pages = 0
+        self._next_link: str | None = self.run.next_link
 
     @property
     def start_time_us(self) -> int | None:
@@ -256,32 +266,75 @@ class ThreadRun:
         return self.run.listing_done
 
     def feed(self, items: list[dict[str, Any]], next_link: str | None) -> bool:
-        """Write one page (wire messages, newest first), commit if due; ``False`` once the listing is done."""
+        """Take one page (wire messages, newest first); ``False`` once the listing is done.
+
+        Pages are gathered until ``batch_rows`` messages (or the end of the listing), then filtered,
+        written and committed together: pandas and Arrow work much faster on a few thousand rows than
+        on a page of 200, and a resumed export repeats at most one batch of listing.
+        """
         opts = self.job.options
         run = self.run
-        frame = frames.messages_frame(items)
-        n = len(frame)
+        n = len(items)
         more = next_link is not None
         if n:
-            seq = frame["sequence_id"].to_numpy()
-            created = _ns(frame["created_on"])
-            change = np.maximum(np.maximum(created, _ns(frame["edited_on"])), _ns(frame["deleted_on"]))
-            change_us = change // _NS_PER_US
+            seqs = [int(m["sequenceId"]) for m in items]
             if not run.first_page_done:
-                run.watermark = int(change_us.max())
+                # the watermark is the newest change on the *first* page: what the listing could see
+                run.watermark = max(_change_us(m) for m in items)
             if not self._counted:
                 self._counted = True
                 if self.job.bar is not None:
                     low = opts.min_seq or 1
-                    self.job.bar.total = (self.job.bar.total or 0) + max(int(seq.max()) - low + 1, n)
+                    self.job.bar.total = (self.job.bar.total or 0) + max(max(seqs) - low + 1, n)
                     self.job.bar.refresh()
+            if opts.min_seq is not None and min(seqs) <= opts.min_seq:
+                more = False  # listed newest first: nothing further down is in range
+            self._pending.extend(items)
+        run.first_page_done = True
+        self._pending_pages += 1
+        self._next_link = next_link if more else None
+        self.result.pages += 1
+        self.result.listed += n
+        self.job.total_pages += 1
+        if not more or len(self._pending) >= opts.batch_rows:
+            self._process()
+            if more and self.writer.should_commit():
+                self._commit()
+        if self.job.bar is not None:
+            self.job.bar.update(n)
+            self.job.bar.set_postfix(
+                pages=self.job.total_pages, written=self.job.total_written, refresh=False
+            )
+        if self.job.on_page is not None:
+            r = self.result
+            self.job.on_page(
+                ExportProgress(
+                    self.thread_id, r.pages, r.listed, r.written, self.job.total_pages, self.job.total_written
+                )
+            )
+        return more
+
+    def _process(self) -> None:
+        """Filter, de-duplicate and write the gathered pages; advance the run's position past them."""
+        opts = self.job.options
+        run = self.run
+        items, self._pending = self._pending, []
+        pages, self._pending_pages = self._pending_pages, 0
+        written = 0
+        if items:
+            frame = frames.messages_frame(items)
+            n = len(frame)
+            seq = frame["sequence_id"].to_numpy()
+            created = _ns(frame["created_on"])
+            change = np.maximum(np.maximum(created, _ns(frame["edited_on"])), _ns(frame["deleted_on"]))
+            change_us = change // _NS_PER_US
             keep = np.ones(n, dtype=bool)
+            if n > 1:
+                keep[1:] = seq[1:] != seq[:-1]  # a message listed twice in one batch
             if run.low_seq is not None:
                 keep &= seq < run.low_seq
             if opts.min_seq is not None:
                 keep &= seq >= opts.min_seq
-                if int(seq.min()) <= opts.min_seq:
-                    more = False
             if opts.max_seq is not None:
                 keep &= seq <= opts.max_seq
             if opts.since_ns is not None:
@@ -292,45 +345,28 @@ class ThreadRun:
                 keep &= ~frame["type"].isin(SYSTEM_TYPES).to_numpy(dtype=bool)
             keep, handled = self._dedupe(frame, keep, created // _NS_PER_US)
             self._remember(frame, handled, change_us)
-            out = frame[keep]
-            if len(out):
-                k = len(out)
-                out = out.assign(
-                    thread_id=pd.array([self.thread_id] * k, dtype="string"),
-                    thread_topic=pd.array([self.topic] * k, dtype="string"),
+            written = int(keep.sum())
+            if written:
+                out = frame if written == n else frame[keep]
+                columns = {name: out[name] for name in frames.MESSAGE_COLUMNS}
+                columns["thread_id"] = pd.Series(
+                    pd.array([self.thread_id] * written, dtype="string"), index=out.index
                 )
-                self.writer.write(out[list(EXPORT_COLUMNS)])
+                columns["thread_topic"] = pd.Series(
+                    pd.array([self.topic] * written, dtype="string"), index=out.index
+                )
+                self.writer.write(pd.DataFrame(columns, copy=False))
                 top = int(seq[keep].max())
                 run.high_seq = top if run.high_seq is None else max(run.high_seq, top)
             low = int(seq.min())
             run.low_seq = low if run.low_seq is None else min(run.low_seq, low)
-            written = int(keep.sum())
-        else:
-            written = 0
-        run.first_page_done = True
-        run.next_link = next_link if more else None
-        run.listing_done = not more
-        run.pages += 1
-        run.listed += n
+            run.listed += n
+        run.pages += pages
         run.written += written
-        r = self.result
-        r.pages, r.listed, r.written = r.pages + 1, r.listed + n, r.written + written
-        self.job.total_pages += 1
+        run.next_link = self._next_link
+        run.listing_done = self._next_link is None
+        self.result.written += written
         self.job.total_written += written
-        if more and self.writer.should_commit():
-            self._commit()
-        if self.job.bar is not None:
-            self.job.bar.update(n)
-            self.job.bar.set_postfix(
-                pages=self.job.total_pages, written=self.job.total_written, refresh=False
-            )
-        if self.job.on_page is not None:
-            self.job.on_page(
-                ExportProgress(
-                    self.thread_id, r.pages, r.listed, r.written, self.job.total_pages, self.job.total_written
-                )
-            )
-        return more
 
     def _dedupe(
         self, frame: pd.DataFrame, keep: np.ndarray[Any, Any], created_us: np.ndarray[Any, Any]

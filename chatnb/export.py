@@ -23,9 +23,14 @@ edit or a delete since the last run comes out as a new row for the same message 
 row with ``deleted_on`` set and no content even without ``include_deleted``. To get the current state of
 each message, keep the row with the highest ``version`` per ``(thread_id, id)`` and drop deleted ones
 (``read_export(out, latest=True)``). An interrupted export (killed, or stopped by an error) resumes
-where it stopped on the next incremental run: the state is saved after every committed page (for
-Parquet, every ``rows_per_file`` rows), and anything written after it is removed first, so no row is
-lost or duplicated. Without ``incremental`` an export starts over and replaces the thread's files.
+where it stopped on the next incremental run: the state is saved each time written rows are committed
+(every ``batch_rows`` messages, a few pages; for Parquet when a part of ``rows_per_file`` rows is
+complete), and anything written after the last save is removed first, so no row is lost or duplicated.
+Without ``incremental`` an export starts over and replaces the thread's files.
+
+**Speed.** The next page is requested while the current batch is written (a helper thread; in the
+async export the event loop fetches while a worker thread writes), and pages are converted and written
+a few thousand rows at a time.
 
 **Throttling.** 429/503 answers are retried by the client, honouring ``Retry-After``; if the client
 gives up, the export waits and asks again for the same page (up to ``max_retries`` times). ``pace=True``
@@ -38,6 +43,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,6 +110,7 @@ def make_options(
     lookback: timedelta,
     results_per_page: int,
     rows_per_file: int,
+    batch_rows: int = 2000,
 ) -> Options:
     """Check the arguments of an export (``ValueError``/``TypeError`` before any request)."""
     if format not in FORMATS:
@@ -120,8 +127,9 @@ def make_options(
         raise ValueError("lookback must be a non-negative timedelta")
     if isinstance(results_per_page, bool) or not isinstance(results_per_page, int) or results_per_page < 1:
         raise ValueError("results_per_page must be a positive int (the service caps it at 200)")
-    if isinstance(rows_per_file, bool) or not isinstance(rows_per_file, int) or rows_per_file < 1:
-        raise ValueError("rows_per_file must be a positive int")
+    for name, value in (("rows_per_file", rows_per_file), ("batch_rows", batch_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int")
     return Options(
         fmt=format,
         by_month=partition_by == "month",
@@ -135,6 +143,7 @@ def make_options(
         lookback_us=int(lookback / timedelta(microseconds=1)),
         page_size=min(results_per_page, 200),
         rows_per_file=rows_per_file,
+        batch_rows=batch_rows,
     )
 
 
@@ -190,17 +199,13 @@ def _thread_client(client: Any, thread_id: str) -> Any:
     return client
 
 
-def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries: int) -> ThreadExport:
-    """List the pages of one run and feed them to it (sync)."""
-    if run.listing_done:
-        return run.finish()
-    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
-    paged = tc._ops.list_messages(job.options.page_size, start)
-    request: httpx.Request | None = request_for(run, paged.request)
-    resumed_link = run.link is not None
-    pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
+Page = tuple[list[dict[str, Any]], "httpx.Request | None"]
+
+
+def _fetch(tc: Any, paged: Any, request: httpx.Request, pacer: Pacer | None, max_retries: int) -> Page:
+    """One page: paced, and asked again (same request) when throttled beyond the client's retries."""
     attempt = 0
-    while request is not None:
+    while True:
         if pacer is not None:
             wait = pacer.delay()
             if wait > 0:
@@ -211,22 +216,50 @@ def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries
             finally:
                 if pacer is not None:
                     pacer.sent()  # when the answer came: the service saw the request before that
-            items, next_request = paged.page(response)
-        except BadRequestError:
-            if not resumed_link:
-                raise
-            run.restart()  # the saved continuation expired: list again, skipping what was written
-            request, resumed_link = paged.request, False
-            continue
+            page: Page = paged.page(response)
+            return page
         except _RETRYABLE as exc:
             if attempt >= max_retries:
                 raise
             time.sleep(retry_delay(exc, attempt))
             attempt += 1
-            continue
-        attempt, resumed_link = 0, False
-        more = run.feed(items, None if next_request is None else str(next_request.url))
-        request = next_request if more else None
+
+
+def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries: int) -> ThreadExport:
+    """List the pages of one run and feed them to it (sync). The next page is fetched in a helper
+    thread while the current one is written, so the service and the writing work at the same time."""
+    if run.listing_done:
+        return run.finish()
+    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
+    paged = tc._ops.list_messages(job.options.page_size, start)
+    pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
+    try:
+        page = _fetch(tc, paged, request_for(run, paged.request), pacer, max_retries)
+    except BadRequestError:
+        if run.link is None:
+            raise
+        run.restart()  # the saved continuation expired: list again, skipping what was written
+        page = _fetch(tc, paged, paged.request, pacer, max_retries)
+    with ThreadPoolExecutor(1, thread_name_prefix="chatnb-export") as pool:
+        while True:
+            items, next_request = page
+            ahead = (
+                None
+                if next_request is None
+                else pool.submit(_fetch, tc, paged, next_request, pacer, max_retries)
+            )
+            try:
+                more = run.feed(items, None if next_request is None else str(next_request.url))
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            if ahead is None:
+                break
+            if not more:
+                ahead.cancel()
+                break
+            page = ahead.result()
     return run.finish()
 
 
@@ -281,6 +314,7 @@ def prepare(
         lookback=args["lookback"],
         results_per_page=args["results_per_page"],
         rows_per_file=args["rows_per_file"],
+        batch_rows=args["batch_rows"],
     )
     if (
         isinstance(args["max_retries"], bool)
@@ -317,6 +351,7 @@ def export_history(
     pace: bool = False,
     results_per_page: int = 200,
     rows_per_file: int = 100_000,
+    batch_rows: int = 2000,
     max_retries: int = 5,
     progress: bool = True,
     on_page: Callable[[ExportProgress], None] | None = None,
@@ -339,6 +374,8 @@ def export_history(
         pace: stay within the service's list-messages limits instead of running into 429s.
         results_per_page: page size (the service allows at most 200).
         rows_per_file: rows per Parquet part file (also how often a Parquet export commits).
+        batch_rows: messages gathered (a few pages) before they are written together, and the
+            state saved; a resumed export lists at most this many messages again.
         max_retries: how many more times to ask for a page after the client gave up on 429/503/network.
         progress: show a tqdm progress bar (messages and pages).
         on_page: called with an :class:`ExportProgress` after each page is written.

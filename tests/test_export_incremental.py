@@ -52,6 +52,7 @@ def thread(emulator: Emulator) -> Iterator[tuple[chatnb.ChatClient, chatnb.ChatT
 def export(chat: Any, out: Path, tc: chatnb.ChatThreadClient, fmt: str, **kwargs: Any) -> Any:
     kwargs.setdefault("results_per_page", 10)
     kwargs.setdefault("rows_per_file", 25)
+    kwargs.setdefault("batch_rows", 1)  # write and commit every page
     return chatnb.export_history(
         chat, out, threads=tc.thread_id, format=fmt, incremental=True, progress=False, **kwargs
     )
@@ -155,6 +156,24 @@ def test_interrupted_export_resumes_to_the_same_result(
     assert not [p for p in (tmp_path / "b").rglob(".*") if p.name != STATE_NAME]  # no temporary files left
 
 
+def test_interrupted_batched_export_loses_only_the_uncommitted_batch(
+    thread: tuple[chatnb.ChatClient, chatnb.ChatThreadClient, list[str]], tmp_path: Path
+) -> None:
+    chat, tc, _ = thread
+    for i in range(45):
+        tc.send_message(f"more {i}")
+    baseline = export(chat, tmp_path / "a", tc, "csv", results_per_page=7, batch_rows=15)
+    with pytest.raises(Stop):  # pages 1-3 (21 messages) are one committed batch; page 4 is not written
+        export(chat, tmp_path / "b", tc, "csv", results_per_page=7, batch_rows=15, on_page=stop_after(4))
+    run = state_of(tmp_path / "b")["threads"][tc.thread_id]["run"]
+    assert (run["pages"], run["listed"], run["low_seq"]) == (3, 21, 57)
+    [csv] = (tmp_path / "b").rglob("messages.csv")
+    assert len(csv.read_text().splitlines()) == 1 + 21
+    resumed = export(chat, tmp_path / "b", tc, "csv", results_per_page=7, batch_rows=15)
+    assert resumed.threads[0].resumed and resumed.rows == baseline.rows - 21
+    assert csv.read_bytes() == next((tmp_path / "a").rglob("messages.csv")).read_bytes()
+
+
 def test_resume_lists_again_when_the_continuation_is_refused(
     thread: tuple[chatnb.ChatClient, chatnb.ChatThreadClient, list[str]], tmp_path: Path
 ) -> None:
@@ -202,7 +221,8 @@ _KILLED_EXPORT = textwrap.dedent(
         print(p.total_pages, flush=True)
         time.sleep(0.002)
     chatnb.export_history(chat, out, threads=thread_id, format=fmt, incremental=True, progress=False,
-                          results_per_page=5, rows_per_file=10, include_system=True, on_page=on_page)
+                          results_per_page=5, rows_per_file=10, batch_rows=10, include_system=True,
+                          on_page=on_page)
     print("done", flush=True)
     """
 )
@@ -218,7 +238,7 @@ def test_export_killed_with_sigkill_resumes_to_the_same_result(
     chat, tc, _ = thread
     for i in range(60):
         tc.send_message(f"more {i}")
-    opts = {"results_per_page": 5, "rows_per_file": 10, "include_system": True}
+    opts = {"results_per_page": 5, "rows_per_file": 10, "batch_rows": 10, "include_system": True}
     baseline = export(chat, tmp_path / "a", tc, fmt, **opts)
     token = chat.credential.get_token().token
     rng = random.Random(fmt)
