@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	bash .ci/setup-extras
 
-run: setup
-	$(PY) -m chatnb.main_job
+run: $(STAMP)
+	$(PY) scripts/run_quickstart.py
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check chatnb tests bench
 	$(VENV)/bin/mypy
 
-lab: setup
+lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks
 
 bench: setup
