@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import nh3
+import numpy as np
 import pandas as pd
 
 __all__ = ["assemble", "render_rows"]
@@ -43,30 +44,24 @@ article.deleted .body{color:#888;font-style:italic}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _iso(value: Any) -> str | None:
-    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
-        return None
-    ts = pd.Timestamp(value)
-    if pd.isna(ts):
-        return None
-    return str(ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+def _isos(column: pd.Series) -> list[str | None]:
+    """A datetime column as RFC 3339 strings (``None`` for NaT)."""
+    values = column.to_numpy(dtype="datetime64[us]")
+    return [None if v == "NaT" else v + "Z" for v in np.datetime_as_string(values, unit="us").tolist()]
 
 
-def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    return str(value)
+def _texts(column: pd.Series) -> list[str | None]:
+    return [None if v is None or v is pd.NA or v != v else str(v) for v in column.tolist()]
 
 
 def _attr(name: str, value: str | None) -> str:
     return "" if value is None else f' data-{name}="{html.escape(value, quote=True)}"'
 
 
-def _system_body(row: dict[Any, Any], who: str) -> str:
-    kind = row["type"]
+def _system_body(kind: str, initiator: str | None, topic: str | None, ids: Any) -> str:
+    who = html.escape(initiator or "someone")
     if kind == "topicUpdated":
-        return f"{who} changed the topic to “{html.escape(_text(row['topic']) or '')}”"
-    ids = row["participant_ids"]
+        return f"{who} changed the topic to “{html.escape(topic or '')}”"
     names = ", ".join(html.escape(str(p)) for p in (ids if ids is not None else ()))
     verb = "added" if kind == "participantAdded" else "removed"
     return f"{who} {verb} {names}"
@@ -75,33 +70,56 @@ def _system_body(row: dict[Any, Any], who: str) -> str:
 def render_rows(frame: pd.DataFrame) -> str:
     """The ``<article>`` elements of ``frame``'s rows (export columns, in the frame's order)."""
     parts: list[str] = []
-    for row in frame.to_dict("records"):
-        kind = _text(row["type"]) or ""
+    columns = zip(
+        _texts(frame["id"]),
+        _texts(frame["type"]),
+        frame["sequence_id"].tolist(),
+        _texts(frame["version"]),
+        _texts(frame["content"]),
+        _texts(frame["sender_id"]),
+        _texts(frame["sender_display_name"]),
+        _isos(frame["created_on"]),
+        _isos(frame["edited_on"]),
+        _isos(frame["deleted_on"]),
+        _texts(frame["topic"]),
+        frame["participant_ids"].tolist(),
+        _texts(frame["initiator_id"]),
+        strict=True,
+    )
+    for (
+        id_,
+        kind,
+        seq,
+        version,
+        content,
+        sender,
+        name,
+        created,
+        edited,
+        deleted,
+        topic,
+        ids,
+        initiator,
+    ) in columns:
+        kind = kind or ""
         system = kind in _SYSTEM_TYPES
-        deleted = _iso(row["deleted_on"])
-        edited = _iso(row["edited_on"])
-        created = _iso(row["created_on"])
-        sender = _text(row["sender_id"])
-        name = _text(row["sender_display_name"])
-        who_raw = name or sender or _text(row["initiator_id"]) or "system"
-        who = html.escape(who_raw)
         classes = ["msg", "system" if system else kind.lower()]
         if deleted:
             classes.append("deleted")
         if edited:
             classes.append("edited")
         if system:
-            body = _system_body(row, html.escape(_text(row["initiator_id"]) or "someone"))
+            body = _system_body(kind, initiator, topic, ids)
         elif deleted:
             body = "message deleted"
         elif kind.lower() == "html":
-            body = nh3.clean(_text(row["content"]) or "")
+            body = nh3.clean(content or "")
         else:
-            body = html.escape(_text(row["content"]) or "", quote=False)
+            body = html.escape(content or "", quote=False)
         attrs = (
-            _attr("id", _text(row["id"]))
-            + _attr("seq", str(int(row["sequence_id"])))
-            + _attr("version", _text(row["version"]))
+            _attr("id", id_)
+            + _attr("seq", str(int(seq)))
+            + _attr("version", version)
             + _attr("type", kind)
             + _attr("sender", sender)
             + _attr("sender-name", name)
@@ -109,17 +127,16 @@ def render_rows(frame: pd.DataFrame) -> str:
             + _attr("edited", edited)
             + _attr("deleted", deleted)
         )
-        shown = (created or "")[:19].replace("T", " ")
-        tags = ""
-        if edited and not deleted:
-            tags += ' <span class="tag">edited</span>'
-        if deleted:
-            tags += ' <span class="tag">deleted</span>'
-        head = "" if system else f'<header><span class="who">{who}</span>'
+        head = ""
         if not system:
-            head += f'<time datetime="{created or ""}">{shown} UTC</time>{tags}</header>'
+            tags = ' <span class="tag">edited</span>' if edited and not deleted else ""
+            tags += ' <span class="tag">deleted</span>' if deleted else ""
+            shown = (created or "")[:19].replace("T", " ")
+            who = html.escape(name or sender or "unknown")
+            when = f'<time datetime="{created or ""}">{shown} UTC</time>'
+            head = f'<header><span class="who">{who}</span>{when}{tags}</header>'
         parts.append(
-            f'<article class="{" ".join(classes)}" id="m-{html.escape(_text(row["id"]) or "")}"{attrs}>'
+            f'<article class="{" ".join(classes)}" id="m-{html.escape(id_ or "")}"{attrs}>'
             f'{head}<div class="body">{body}</div></article>\n'
         )
     return "".join(parts)
