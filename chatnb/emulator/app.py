@@ -250,6 +250,7 @@ def create_app(state: EmulatorState) -> Starlette:
             Exception: _on_unexpected,
         },
     )
+    app.router.redirect_slashes = False  # the service answers 404, not a redirect, for a trailing slash
     app.state.emulator = state
     return app
 
