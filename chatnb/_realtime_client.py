@@ -13,7 +13,8 @@ Where the handlers run:
 - sync client called from a thread with a running asyncio loop (a notebook cell): the stream is a task on
   that loop, so handlers run on the kernel's loop between cells, where touching widgets is safe. The
   call returns at once; the stream's position is taken first (one short request), so nothing sent after
-  the call is missed even though the connection completes after the cell.
+  the call is missed even though the connection completes after the cell. A failure to connect is then
+  logged and kept in ``chat.realtime.error``.
 - sync client in a plain script: a daemon thread with its own loop runs the stream and the handlers; the
   call returns once connected.
 
