@@ -1,0 +1,170 @@
+"""Safe rendering and the event table model of chatnb.widgets (no emulator needed)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from chatnb.events import parse_event
+from chatnb.widgets import EventTable
+from chatnb.widgets._describe import describe_event
+from chatnb.widgets._html import esc, format_time, render_content, sanitize_html
+from chatnb.widgets._live import Throttle, raw_id
+from chatnb.widgets.event_log import _rows_html, matcher
+
+JACK = "8:acs:resource_jack"
+THREAD = "19:abc@thread.v2"
+
+
+def received(i: int, text: str = "hi", thread: str = THREAD) -> object:
+    return parse_event(
+        "chatMessageReceived",
+        {
+            "threadId": thread,
+            "id": str(1700000000000 + i),
+            "message": text,
+            "type": "text",
+            "sender": {"rawId": JACK, "communicationUser": {"id": JACK}},
+            "senderDisplayName": "Jack",
+            "createdOn": "2026-01-02T03:04:05Z",
+        },
+        event_id=i,
+    )
+
+
+@pytest.mark.parametrize(
+    ("dangerous", "forbidden"),
+    [
+        pytest.param("<script>alert(1)</script>ok", "<script", id="script"),
+        pytest.param('<img src="https://x.test/a.png" onerror="alert(1)">', "onerror", id="handler"),
+        pytest.param('<a href="javascript:alert(1)">x</a>', "javascript:", id="js-url"),
+        pytest.param('<a href="JaVaScRiPt:alert(1)">x</a>', "alert", id="js-url-case"),
+        pytest.param('<svg onload="alert(1)"><circle/></svg>', "onload", id="svg"),
+        pytest.param('<iframe src="https://evil.test"></iframe>', "<iframe", id="iframe"),
+        pytest.param("<style>body{display:none}</style>x", "display:none", id="style"),
+        pytest.param('<p style="background:url(javascript:alert(1))">x</p>', "style=", id="style-attr"),
+        pytest.param('<a href="/logout">x</a>', "/logout", id="relative-url"),
+        pytest.param('<img src="data:image/svg+xml,<svg onload=alert(1)>">', "data:", id="data-url"),
+        pytest.param('<form action="https://x.test"><input name="q"></form>', "<input", id="form"),
+    ],
+)
+def test_html_messages_are_sanitised(dangerous: str, forbidden: str) -> None:
+    cleaned = render_content(dangerous, "html")
+    assert forbidden.lower() not in cleaned.lower()
+
+
+def test_html_formatting_survives_sanitising() -> None:
+    cleaned = sanitize_html('<p><b>bold</b> <i>it</i> <a href="https://learn.microsoft.com">docs</a></p>')
+    assert "<b>bold</b>" in cleaned and "<i>it</i>" in cleaned
+    assert 'href="https://learn.microsoft.com"' in cleaned and 'target="_blank"' in cleaned
+    assert "noopener" in cleaned
+
+
+def test_text_messages_are_escaped_not_interpreted() -> None:
+    assert render_content('<img src=x onerror="alert(1)">\nline 2', "text") == (
+        "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;<br>line 2"
+    )
+    assert render_content("<b>x</b>", "Text") == "&lt;b&gt;x&lt;/b&gt;"
+    assert render_content(None, "text") == ""
+    assert esc(None) == "" and esc("a\"'<") == "a&quot;&#x27;&lt;"
+
+
+def test_format_time_is_local_hours_and_minutes() -> None:
+    when = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
+    assert format_time(when) == when.astimezone().strftime("%H:%M")
+    assert format_time(None) == ""
+
+
+def test_event_table_is_bounded_newest_first_and_counts_since_clear() -> None:
+    table = EventTable(max_events=3)
+    for i in range(5):
+        table.add(received(i, f"m{i}"))
+    assert [r.summary for r in table.rows()] == ["m4", "m3", "m2"]
+    assert table.received == 5 and len(table) == 3
+    table.clear()
+    assert table.rows() == [] and table.received == 0
+
+
+def test_event_table_filters_by_thread_but_keeps_connection_events() -> None:
+    table = EventTable()
+    assert table.add(received(1, thread="19:other@thread.v2"), thread_id=THREAD) is None
+    assert table.add(received(2), thread_id=THREAD) is not None
+    assert table.add(parse_event("realTimeNotificationConnected", {}), thread_id=THREAD) is not None
+    assert [r.kind for r in table.rows()] == ["realTimeNotificationConnected", "chatMessageReceived"]
+
+
+def test_event_table_wakes_a_watcher_on_the_nth_matching_event() -> None:
+    table = EventTable()
+    woken = threading.Event()
+    table.add(received(1))
+    waiter = table.watch(3, matcher("chatMessageReceived", None), woken.set)
+    table.add(parse_event("typingIndicatorReceived", {"threadId": THREAD, "sender": JACK}))
+    table.add(received(2))
+    assert not woken.is_set() and waiter.count == 2
+    table.add(received(3))
+    assert woken.is_set()
+    already = threading.Event()
+    table.watch(1, matcher(None, lambda e: getattr(e, "message", "") == "hi"), already.set)
+    assert already.is_set()
+    with pytest.raises(ValueError, match="unknown event"):
+        matcher("messageReceived", None)
+
+
+def test_rows_render_escaped_with_kind_selectors() -> None:
+    table = EventTable()
+    table.add(received(1, "<img src=x onerror=alert(1)>"))
+    html = _rows_html(table.rows(), 10)
+    assert 'data-kind="chatMessageReceived"' in html
+    assert "<img" not in html and "&lt;img" in html
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "summary"),
+    [
+        ("chatMessageEdited", {"id": "5", "message": "new"}, "edited: new"),
+        ("chatMessageDeleted", {"id": "5"}, "message deleted"),
+        ("typingIndicatorReceived", {"sender": JACK}, "is typing"),
+        ("readReceiptReceived", {"sender": JACK, "chatMessageId": "5"}, "read message 5"),
+        ("chatThreadPropertiesUpdated", {"properties": {"topic": "Lunch"}}, "topic: Lunch"),
+        ("chatThreadDeleted", {}, "thread deleted"),
+        (
+            "participantsAdded",
+            {"participantsAdded": [{"communicationIdentifier": {"rawId": JACK}, "displayName": "Jack"}]},
+            "added Jack",
+        ),
+        (
+            "participantsRemoved",
+            {"participantsRemoved": [{"communicationIdentifier": {"rawId": JACK}}]},
+            None,
+        ),
+    ],
+)
+def test_every_event_kind_has_a_summary(name: str, payload: dict[str, object], summary: str | None) -> None:
+    info = describe_event(parse_event(name, {"threadId": THREAD, **payload}))
+    assert info["kind"] == name and info["thread_id"] == THREAD
+    assert info["summary"] == (summary if summary is not None else f"removed {JACK}")
+
+
+def test_raw_id_of_identifiers_participants_and_strings() -> None:
+    event = received(1)
+    assert raw_id(event.sender) == JACK  # type: ignore[attr-defined]
+    assert raw_id(None) == "" and raw_id("8:acs:x") == "8:acs:x"
+
+
+def test_throttle_coalesces_calls_into_one_trailing_call() -> None:
+    calls: list[int] = []
+    done = threading.Event()
+
+    def fn() -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            done.set()
+
+    throttle = Throttle(fn, interval=0.3)
+    for _ in range(10):
+        throttle()
+    assert len(calls) == 1  # the first call is immediate, the rest wait for one trailing call
+    assert done.wait(5)
+    assert len(calls) == 2
