@@ -253,23 +253,52 @@ async def test_async_wait_for_with_the_sync_client_on_a_running_loop(chat: Chat)
     closing(log)
 
 
-async def test_event_log_over_the_async_client(emulator: Emulator, chat: Chat) -> None:
+async def test_widgets_over_the_async_client(emulator: Emulator, chat: Chat) -> None:
     from chatnb.aio import ChatClient, CommunicationTokenCredential
 
     token = chat.geeta.credential.get_token().token
     async with ChatClient(emulator.endpoint, CommunicationTokenCredential(token)) as client:
         await client.start_realtime_notifications()  # returns once connected
-        log = EventLog(client, thread_id=chat.thread_id)
         thread = client.get_chat_thread_client(chat.thread_id)
-        view = ChatView(thread, chat_client=client, user_id=chat.geeta.id)
+        view = ChatView(thread, chat_client=client)  # "me" is read from the async credential
+        people = ParticipantList(thread, chat_client=client)
+        log = EventLog(client, thread_id=chat.thread_id)
+        composer = MessageComposer(thread, display_name="Geeta")
         await view.load_task
-        await thread.send_message("async hello", sender_display_name="Geeta")
+        await people.load_task
+        assert view.user_id == chat.geeta.id and sorted(people.participants.values()) == ["Geeta", "Jack"]
+
+        composer.text.value = "async hello"
+        task = composer.send()
+        assert composer.sending and composer.send_button.disabled  # until the request completes
+        await task
+        assert composer.last_message_id and not composer.sending
         (event,) = await log.wait_for(1, event_type="chatMessageReceived", timeout=WAIT)
-        assert event.message == "async hello"
+        assert event.message == "async hello" and event.id == composer.last_message_id
         view.refresh()
-        assert "async hello" in view.html.value and "chatnb-own" in view.html.value
+        assert f'chatnb-own" data-id="{event.id}"' in view.html.value
         await client.stop_realtime_notifications()
-        closing(log, view)
+        closing(log, view, people, composer)
+
+
+def test_widgets_of_a_bare_thread_client_share_one_stream_closed_with_the_last(chat: Chat) -> None:
+    thread = chat.thread(chat.jack)
+    view, people = ChatView(thread), ParticipantList(thread)
+    shared = view.chat_client
+    assert people.chat_client is shared and shared is not chat.jack.chat_client
+    assert shared.realtime.running and view.user_id == chat.jack.id
+    view.close()
+    assert shared.realtime.running  # the participant list still uses it
+    people.close()
+    people.close()  # closing twice is harmless
+    assert not shared.realtime.running
+    again = ChatView(thread)
+    assert again.chat_client is not shared  # a new one for the next widget
+    again.close()
+    assert not again.chat_client.realtime.running
+    mine = EventLog(chat.jack.chat_client)
+    mine.close()
+    assert chat.jack.chat_client.realtime.running  # a client you passed in is left alone
 
 
 def test_chat_panel_puts_it_together(chat: Chat) -> None:

@@ -12,7 +12,7 @@ from chatnb.widgets import EventTable
 from chatnb.widgets._describe import describe_event
 from chatnb.widgets._html import esc, format_time, render_content, sanitize_html
 from chatnb.widgets._live import Throttle, raw_id
-from chatnb.widgets.event_log import _rows_html, matcher
+from chatnb.widgets._table import matcher, rows_html
 
 JACK = "8:acs:resource_jack"
 THREAD = "19:abc@thread.v2"
@@ -115,7 +115,7 @@ def test_event_table_wakes_a_watcher_on_the_nth_matching_event() -> None:
 def test_rows_render_escaped_with_kind_selectors() -> None:
     table = EventTable()
     table.add(received(1, "<img src=x onerror=alert(1)>"))
-    html = _rows_html(table.rows(), 10)
+    html = rows_html(table.rows(), 10)
     assert 'data-kind="chatMessageReceived"' in html
     assert "<img" not in html and "&lt;img" in html
 
@@ -168,3 +168,45 @@ def test_throttle_coalesces_calls_into_one_trailing_call() -> None:
     assert len(calls) == 1  # the first call is immediate, the rest wait for one trailing call
     assert done.wait(5)
     assert len(calls) == 2
+
+
+def test_widgets_all_is_complete() -> None:
+    import inspect
+
+    import chatnb.widgets
+    from chatnb.widgets import (
+        _describe,
+        _html,
+        _live,
+        _table,
+        chat_view,
+        composer,
+        event_log,
+        panel,
+        participants,
+    )
+
+    for module in (
+        chatnb.widgets,
+        _describe,
+        _html,
+        _live,
+        _table,
+        chat_view,
+        composer,
+        event_log,
+        panel,
+        participants,
+    ):
+        exported = module.__all__  # ruff (RUF022) keeps it sorted
+        assert len(set(exported)) == len(exported), module.__name__
+        for name in exported:
+            assert getattr(module, name) is not None
+        defined = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and (inspect.isclass(value) or inspect.isfunction(value))
+            and value.__module__ == module.__name__
+        }
+        assert defined <= set(exported), (module.__name__, defined - set(exported))

@@ -14,7 +14,6 @@ import contextlib
 import inspect
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -27,17 +26,21 @@ __all__ = [
     "call",
     "chat_client_for",
     "describe_error",
+    "is_async_client",
     "own_user_id",
+    "own_user_id_async",
     "raw_id",
+    "release_chat_client",
     "run_blocking",
 ]
 
 T = TypeVar("T")
 
-# Chat clients made for thread clients handed to widgets on their own, one per credential, so that every
-# widget of one user shares one event stream.
-_CLIENTS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-_CLIENTS_LOCK = threading.Lock()
+# Chat clients made for thread clients handed to widgets on their own: one per credential, so that a
+# user's widgets share one event stream, counted so that the last widget to close stops and closes it.
+_SHARED: dict[int, list[Any]] = {}  # id(client) -> [client, credential, widgets using it]
+_BY_CREDENTIAL: dict[int, Any] = {}  # id(credential) -> client
+_SHARED_LOCK = threading.Lock()
 
 
 def raw_id(value: object) -> str:
@@ -56,23 +59,40 @@ def raw_id(value: object) -> str:
     return str(value)
 
 
-def own_user_id(client: Any) -> str | None:
-    """The ACS user a client acts as, read from its access token (``None`` if it cannot be told)."""
+def _user_of(token: Any) -> str | None:
     from .._polling import user_of_token
 
+    try:
+        return user_of_token(str(getattr(token, "token", token)))
+    except ValueError:
+        return None
+
+
+def own_user_id(client: Any) -> str | None:
+    """The ACS user a sync client acts as, read from its access token (``None`` if it cannot be told,
+    as for an async client: see :func:`own_user_id_async`)."""
     credential = getattr(client, "credential", None)
     try:
         token = credential.get_token() if credential is not None else None
     except Exception:
         return None
-    if inspect.isawaitable(token):  # an async credential: the caller should pass the user
+    if inspect.isawaitable(token):
         with contextlib.suppress(Exception):
             token.close()  # type: ignore[attr-defined]
         return None
+    return None if token is None else _user_of(token)
+
+
+async def own_user_id_async(client: Any) -> str | None:
+    """:func:`own_user_id` for a client of either kind, awaiting an async credential."""
+    credential = getattr(client, "credential", None)
     try:
-        return user_of_token(str(getattr(token, "token", token)))
-    except ValueError:
+        token = credential.get_token() if credential is not None else None
+        if inspect.isawaitable(token):
+            token = await token
+    except Exception:
         return None
+    return None if token is None else _user_of(token)
 
 
 def is_async_client(client: Any) -> bool:
@@ -83,32 +103,71 @@ def is_async_client(client: Any) -> bool:
 
 
 def chat_client_for(thread_client: Any, chat_client: Any = None) -> Any:
-    """The ``ChatClient`` whose real-time events a widget of ``thread_client`` follows.
+    """The ``ChatClient`` whose real-time events a widget follows; pair with :func:`release_chat_client`.
 
     ``chat_client`` if given; otherwise one chat client per credential, made on first use with the thread
     client's endpoint and TLS settings, so a user's widgets share one event stream.
     """
-    if chat_client is not None:
+    with _SHARED_LOCK:
+        if chat_client is None:
+            credential = thread_client.credential
+            chat_client = _BY_CREDENTIAL.get(id(credential))
+            if chat_client is None:
+                chat_client = _make_chat_client(thread_client)
+                _BY_CREDENTIAL[id(credential)] = chat_client
+                _SHARED[id(chat_client)] = [chat_client, credential, 0]
+        entry = _SHARED.get(id(chat_client))
+        if entry is not None:
+            entry[2] += 1
         return chat_client
-    credential = thread_client.credential
-    with _CLIENTS_LOCK:
-        existing = _CLIENTS.get(credential)
-        if existing is not None:
-            return existing
-        if is_async_client(thread_client):
-            from ..aio import ChatClient as AsyncChatClient
 
-            made: Any = AsyncChatClient(
-                thread_client.endpoint, credential, connection_verify=thread_client.connection_verify
-            )
-        else:
-            from ..client import ChatClient
 
-            made = ChatClient(
-                thread_client.endpoint, credential, connection_verify=thread_client.connection_verify
-            )
-        _CLIENTS[credential] = made
-        return made
+def _make_chat_client(thread_client: Any) -> Any:
+    if is_async_client(thread_client):
+        from ..aio import ChatClient as AsyncChatClient
+
+        return AsyncChatClient(
+            thread_client.endpoint,
+            thread_client.credential,
+            connection_verify=thread_client.connection_verify,
+        )
+    from ..client import ChatClient
+
+    return ChatClient(
+        thread_client.endpoint, thread_client.credential, connection_verify=thread_client.connection_verify
+    )
+
+
+def release_chat_client(chat_client: Any) -> None:
+    """A widget is done with ``chat_client``: stop and close it if it was made by
+    :func:`chat_client_for` and no other widget uses it (clients you passed in are left alone)."""
+    with _SHARED_LOCK:
+        entry = _SHARED.get(id(chat_client))
+        if entry is None or entry[0] is not chat_client:
+            return
+        entry[2] -= 1
+        if entry[2] > 0:
+            return
+        del _SHARED[id(chat_client)]
+        _BY_CREDENTIAL.pop(id(entry[1]), None)
+    closed = chat_client.close()  # stops real-time notifications too
+    if inspect.isawaitable(closed):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            closed.close()  # type: ignore[attr-defined]
+            return
+        _keep(asyncio.ensure_future(closed))
+
+
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def _keep(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """Hold a reference to a background task until it is done (the loop only keeps weak ones)."""
+    _BACKGROUND.add(future)
+    future.add_done_callback(_BACKGROUND.discard)
+    return future
 
 
 def call(
@@ -140,7 +199,9 @@ def call(
         else:
             on_done(value)
 
-    return asyncio.ensure_future(finish(result))
+    task = asyncio.ensure_future(finish(result))
+    _keep(task)
+    return task
 
 
 def describe_error(exc: BaseException) -> str:
@@ -158,6 +219,7 @@ class Subscription:
         self.chat_client = chat_client
         self.names = tuple(names)
         self._handler = handler
+        self.closed = False
         for name in self.names:
             chat_client.on(name, handler)
         self.start_task: asyncio.Future[Any] | None = None
@@ -165,10 +227,15 @@ class Subscription:
         if inspect.isawaitable(started):
             self.start_task = asyncio.ensure_future(started)
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Remove the handlers; ``True`` the first time, ``False`` if already closed."""
+        if self.closed:
+            return False
+        self.closed = True
         for name in self.names:
             with contextlib.suppress(Exception):
                 self.chat_client.off(name, self._handler)
+        return True
 
 
 class Throttle:
@@ -176,9 +243,10 @@ class Throttle:
     trailing call, made on the requesting loop (``call_later``) or, with no loop, on a timer thread."""
 
     def __init__(self, fn: Callable[[], None], interval: float = 0.1) -> None:
-        self._fn = fn
+        self._render = fn
         self.interval = interval
         self._lock = threading.Lock()
+        self._running = threading.RLock()  # one render at a time: the last one to run saw the latest state
         self._last = float("-inf")
         self._pending = False
 
@@ -208,6 +276,10 @@ class Throttle:
             self._pending = False
             self._last = time.monotonic()
         self._fn()
+
+    def _fn(self) -> None:
+        with self._running:
+            self._render()
 
     def flush(self) -> None:
         """Call ``fn`` now (a pending trailing call is dropped)."""

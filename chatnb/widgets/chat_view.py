@@ -31,7 +31,9 @@ from ._live import (
     describe_error,
     is_async_client,
     own_user_id,
+    own_user_id_async,
     raw_id,
+    release_chat_client,
 )
 
 __all__ = ["ChatView", "TranscriptItem"]
@@ -157,6 +159,8 @@ class ChatView(widgets.VBox):  # type: ignore[misc]
         return None
 
     async def _load_async(self) -> None:
+        if not self.user_id:
+            self.user_id = await own_user_id_async(self.thread_client) or ""
         try:
             messages = []
             async for message in self.thread_client.iter_messages():
@@ -369,7 +373,8 @@ class ChatView(widgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         """Unsubscribe and close the widget."""
-        self.subscription.close()
+        if self.subscription.close():
+            release_chat_client(self.chat_client)
         super().close()
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import _html
-from ._live import chat_client_for, own_user_id
+from ._live import chat_client_for, own_user_id, release_chat_client
 from .chat_view import ChatView
 from .composer import MessageComposer
 from .event_log import EventLog
@@ -73,6 +73,7 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         self.user = user
         self.thread_client = thread_client
         self.chat_client = chat_client_for(thread_client, chat_client)
+        self._released = False
         self.view = ChatView(
             thread_client,
             chat_client=self.chat_client,
@@ -111,6 +112,9 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         for part in (self.view, self.composer, self.participants, self.event_log):
             if part is not None:
                 part.close()
+        if not self._released:
+            self._released = True
+            release_chat_client(self.chat_client)
         super().close()
 
     def __repr__(self) -> str:

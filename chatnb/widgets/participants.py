@@ -25,7 +25,9 @@ from ._live import (
     describe_error,
     is_async_client,
     own_user_id,
+    own_user_id_async,
     raw_id,
+    release_chat_client,
 )
 
 __all__ = ["ParticipantList"]
@@ -107,6 +109,8 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
         if is_async_client(self.thread_client):
 
             async def gather() -> None:
+                if not self.user_id:
+                    self.user_id = await own_user_id_async(self.thread_client) or ""
                 try:
                     self._set([p async for p in self.thread_client.iter_participants()])
                 except Exception as exc:
@@ -264,7 +268,8 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
 
     def close(self) -> None:
         """Unsubscribe and close the widget."""
-        self.subscription.close()
+        if self.subscription.close():
+            release_chat_client(self.chat_client)
         super().close()
 
     def __repr__(self) -> str:
