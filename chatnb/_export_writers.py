@@ -17,18 +17,18 @@ was written past the last commit, so a killed export leaves no partial or duplic
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import frames
@@ -58,7 +58,6 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 }
 ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES.get(name, pa.string())) for name in EXPORT_COLUMNS])
 _PARQUET_SCHEMA = pa.schema([f for f in ARROW_SCHEMA if f.name != "thread_id"])
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 # Every file an export writes matches one of these; recover() touches nothing else.
 _OWN_FILE = re.compile(
@@ -206,13 +205,31 @@ class _CsvWriter(_AppendWriter):
     name = "messages.csv"
 
     def _encode(self, frame: pd.DataFrame, *, header: bool) -> bytes:
-        frame = frame.assign(
-            metadata=frame["metadata"].map(_json_cell, na_action="ignore"),
-            participant_ids=frame["participant_ids"].map(_json_cell, na_action="ignore"),
-        )
-        buf = io.StringIO()
-        frame.to_csv(buf, index=False, header=header, date_format=_TIME_FORMAT, lineterminator="\n")
-        return buf.getvalue().encode()
+        columns: dict[str, pa.Array] = {}
+        for name in EXPORT_COLUMNS:
+            col = frame[name]
+            if name in ("created_on", "edited_on", "deleted_on"):
+                columns[name] = pa.array(_iso(col), type=pa.string())
+            elif name in ("metadata", "participant_ids"):
+                columns[name] = pa.array([_json_cell(v) for v in col.tolist()], type=pa.string())
+            elif name == "sequence_id":
+                columns[name] = pa.array(col.to_numpy())
+            else:
+                columns[name] = pa.Array.from_pandas(col, type=pa.string())
+        sink = pa.BufferOutputStream()
+        options = pacsv.WriteOptions(include_header=header, quoting_style="needed")
+        pacsv.write_csv(pa.table(columns), sink, options)
+        return bytes(sink.getvalue())
+
+
+def _iso(column: pd.Series) -> np.ndarray[Any, Any]:
+    """RFC 3339 text of a UTC datetime column (``None`` for NaT): microseconds, or nanoseconds if needed."""
+    values: np.ndarray[Any, np.dtype[np.datetime64]] = column.to_numpy(dtype="datetime64[ns]")
+    ns = values.view("int64")
+    unit: Literal["us", "ns"] = "us" if bool((ns[~np.isnat(values)] % 1000 == 0).all()) else "ns"
+    out: np.ndarray[Any, Any] = np.char.add(np.datetime_as_string(values, unit=unit), "Z").astype(object)
+    out[np.isnat(values)] = None
+    return out
 
 
 class _JsonlWriter(_AppendWriter):
