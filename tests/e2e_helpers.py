@@ -265,6 +265,7 @@ class KernelRun:
         # "python3" is ipykernel's native spec; jupyter_client runs it with this process's python.
         self.km = KernelManager(kernel_name="python3")
         self.cwd = cwd
+        self.comm_updates: list[dict[str, Any]] = []  # the ``state`` of every widget update seen
 
     def __enter__(self) -> KernelRun:
         self.km.start_kernel(env=self.env, cwd=str(self.cwd))
@@ -314,10 +315,12 @@ class KernelRun:
                 msg = self.client.get_iopub_msg(timeout=remaining)
             except Exception:
                 continue
+            content, kind = msg["content"], msg["msg_type"]
+            if kind == "comm_msg":  # widget state updates, whichever cell (or none) they belong to
+                self.comm_updates.append(content.get("data", {}).get("state", {}))
             parent = msg["parent_header"].get("msg_id")
             if parent not in results:
                 continue
-            content, kind = msg["content"], msg["msg_type"]
             if kind == "stream":
                 results[parent][content["name"]] += content["text"]
             elif kind == "error":

@@ -97,5 +97,10 @@ def test_run_all_runs_every_queued_cell(tmp_path: Path) -> None:
             assert outputs[5].strip() == "async m3"
             assert outputs[6].strip() == "table rows 5"
             assert outputs[7].strip() == "last cell ran"
+            # The widgets' updates went out to the front end as trait updates (no Output widget).
+            values = [str(state.get("value", "")) for state in kernel.comm_updates]
+            assert any('data-kind="chatMessageReceived"' in v for v in values)
+            assert any(">m2<" in v for v in values if "chatnb-transcript" in v)  # Geeta's view
+            assert not any("outputs" in state for state in kernel.comm_updates)
         finally:
             kernel.execute_quietly("emu.stop()")
