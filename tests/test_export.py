@@ -332,3 +332,23 @@ async def test_async_export_writes_the_same_files(
     [a] = (tmp_path / "sync").rglob("messages.jsonl")
     [b] = (tmp_path / "async").rglob("messages.jsonl")
     assert a.read_bytes() and sorted(a.read_text().splitlines()) == sorted(b.read_text().splitlines())
+
+
+def test_cli_without_connection_uses_the_local_emulator_through_connect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CHATNB_HOME", str(tmp_path / "home"))
+    session = chatnb.connect()  # starts the emulator the command will reuse
+    try:
+        thread = session.user("me").create_thread("Notebook chat")
+        thread.send_message("from a notebook")
+        assert (
+            main(["export", "--all", "--format", "csv", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+        )
+        got = chatnb.read_export(tmp_path / "out")
+        assert got["content"].tolist() == ["from a notebook"] and got["thread_topic"].tolist() == [
+            "Notebook chat"
+        ]
+        assert thread.thread_id in capsys.readouterr().out
+    finally:
+        session.stop()
