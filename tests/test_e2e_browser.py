@@ -64,8 +64,8 @@ def test_two_chat_panels_in_jupyterlab_and_chromium(tmp_path: Path) -> None:
             expect(composer).to_be_enabled(timeout=WAIT_MS)
             expect(geeta.locator(".chatnb-participant")).to_have_count(2, timeout=WAIT_MS)
 
-            # Type into Jack's composer and press Enter.
-            composer.fill("Hello Geeta, lunch at noon?")
+            # Type into Jack's composer, key by key at full speed, and press Enter at once.
+            composer.press_sequentially("Hello Geeta, lunch at noon?")
             composer.press("Enter")
             expect(jack.locator(".chatnb-composer-status")).to_contain_text("Sent", timeout=WAIT_MS)
             expect(composer).to_have_value("", timeout=WAIT_MS)

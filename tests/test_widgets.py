@@ -242,6 +242,24 @@ def test_event_log_filter_pause_clear_and_bound(chat: Chat) -> None:
     closing(log)
 
 
+async def test_enter_waits_for_the_browser_to_finish_sending_the_text(chat: Chat) -> None:
+    """The front end may send "submit" before the last keystrokes' update (it holds updates back while
+    one is unanswered): Enter then waits until the text has been quiet for ``settle`` seconds."""
+    composer = MessageComposer(chat.thread(chat.jack), typing_interval=0, settle=0.2)
+    composer.text.set_state({"value": "typed fa"})  # as the browser sends it
+    submit(composer.text)
+    assert composer.sent == 0 and composer.pending_send is not None  # not with a half-sent text
+    composer.text.set_state({"value": "typed fast"})  # the update the browser held back
+    await composer.pending_send
+    assert composer.sent == 1 and composer.text.value == ""
+    message = chat.thread(chat.geeta).get_message(composer.last_message_id or "")
+    assert message.content is not None and message.content.message == "typed fast"
+    composer.text.value = "from code"  # not from the browser: no need to wait
+    composer.send_button.click()
+    assert composer.sent == 2
+    closing(composer)
+
+
 async def test_async_wait_for_with_the_sync_client_on_a_running_loop(chat: Chat) -> None:
     """In a notebook the sync client's events arrive on the running loop; ``await`` waits for them."""
     log = EventLog(chat.geeta.chat_client, thread_id=chat.thread_id)

@@ -9,11 +9,20 @@ Enter sends (the text box's ``submit`` message; ipywidgets 8 deprecated ``on_sub
 still sends it). While the user types, a typing notification goes out at most every
 ``typing_interval`` seconds. During a send the box and button are disabled; afterwards the status line
 shows the new message's id, or the error in one readable line (never a traceback).
+
+Why Enter and Send wait a moment after the last keystroke: while a value update is awaiting the kernel's
+reply, the ipywidgets front end holds back the next ones, but it sends the ``submit`` (or ``click``) custom
+message at once. Typing fast and pressing Enter can therefore deliver "submit" before the last
+characters: the message would go out cut short, and the box would then be refilled by the late update.
+So a send asked for within ``settle`` seconds of the browser's last value update waits until updates have
+been quiet that long (on the kernel's loop, without blocking it). ``send()`` from code is immediate.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -21,10 +30,61 @@ import ipywidgets as widgets
 from . import _html
 from ._live import call, describe_error
 
-__all__ = ["MessageComposer"]
+__all__ = ["ComposerText", "MessageComposer", "when_settled"]
 
 TYPING_INTERVAL_S = 8.0
 """The JavaScript SDK sends a typing notification at most every 8 seconds; so do we."""
+SETTLE_S = 0.3
+"""Quiet time after the browser's last value update before Enter or Send sends (see the module doc)."""
+
+
+def when_settled(text: ComposerText, settle: float, action: Callable[[], Any]) -> asyncio.Future[None] | None:
+    """Call ``action`` now, or, if the browser updated ``text`` less than ``settle`` seconds ago and a loop
+    is running, once its updates have been quiet that long; then the returned future completes after
+    ``action`` (and after the task it returns, for an async client)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or text.frontend_updated_at + settle <= time.monotonic():
+        action()
+        return None
+    pending: asyncio.Future[None] = loop.create_future()
+
+    def finish(_: object = None) -> None:
+        if not pending.done():
+            pending.set_result(None)
+
+    def check() -> None:
+        wait = text.frontend_updated_at + settle - time.monotonic()
+        if wait > 0:  # more typing arrived meanwhile: wait for quiet again
+            loop.call_later(wait, check)
+            return
+        try:
+            result = action()
+        except BaseException:
+            finish()
+            raise
+        if isinstance(result, asyncio.Future):
+            result.add_done_callback(finish)
+        else:
+            finish()
+
+    loop.call_later(text.frontend_updated_at + settle - time.monotonic(), check)
+    return pending
+
+
+class ComposerText(widgets.Text):  # type: ignore[misc]
+    """A ``Text`` that notes when the browser last sent its value (``frontend_updated_at``, monotonic)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.frontend_updated_at = float("-inf")
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        if "value" in sync_data:
+            self.frontend_updated_at = time.monotonic()
+        super().set_state(sync_data)
 
 
 class MessageComposer(widgets.VBox):  # type: ignore[misc]
@@ -36,6 +96,7 @@ class MessageComposer(widgets.VBox):  # type: ignore[misc]
         message_type: ``"text"`` or ``"html"``.
         show_options: show the display name field and the text/html choice.
         typing_interval: seconds between typing notifications while typing (``0`` turns them off).
+        settle: quiet time after the browser's last keystroke before Enter or Send sends.
 
     Attributes:
         text, send_button, name_field, type_choice, status: the ipywidgets it is made of.
@@ -51,6 +112,7 @@ class MessageComposer(widgets.VBox):  # type: ignore[misc]
         message_type: str = "text",
         show_options: bool = True,
         typing_interval: float = TYPING_INTERVAL_S,
+        settle: float = SETTLE_S,
         placeholder: str = "Type a message and press Enter",
         **kwargs: Any,
     ) -> None:
@@ -66,10 +128,12 @@ class MessageComposer(widgets.VBox):  # type: ignore[misc]
         self.typing_sent = 0
         self._last_typing = float("-inf")
         self._sending = False
+        self.settle = float(settle)
+        self.pending_send: asyncio.Future[None] | None = None
         if display_name is None:
             display_name = getattr(thread_client, "_default_display_name", None)
 
-        self.text = widgets.Text(
+        self.text = ComposerText(
             value="", placeholder=placeholder, continuous_update=True, layout=widgets.Layout(flex="1 1 auto")
         )
         self.text.add_class("chatnb-composer-input")
@@ -96,7 +160,7 @@ class MessageComposer(widgets.VBox):  # type: ignore[misc]
         super().__init__(rows, **kwargs)
         self.add_class("chatnb-composer")
 
-        self.send_button.on_click(lambda _: self.send())
+        self.send_button.on_click(lambda _: self.request_send())
         self.text.on_msg(self._on_text_msg)
         self.text.observe(self._on_typing, "value")
 
@@ -113,7 +177,17 @@ class MessageComposer(widgets.VBox):  # type: ignore[misc]
 
     def _on_text_msg(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
         if content.get("event") == "submit":
-            self.send()
+            self.request_send()
+
+    def request_send(self) -> None:
+        """Send once the text box has settled (what Enter and the Send button do; see the module doc).
+
+        Immediate unless the browser updated the text less than ``settle`` seconds ago and a loop is
+        running to wait on; then ``pending_send`` is a future that completes after the send.
+        """
+        if self._sending or (self.pending_send is not None and not self.pending_send.done()):
+            return
+        self.pending_send = when_settled(self.text, self.settle, self.send)
 
     def send(self) -> Any:
         """Send what is in the text box (what Enter and the Send button do).

@@ -29,6 +29,7 @@ from ._live import (
     raw_id,
     release_chat_client,
 )
+from .composer import SETTLE_S, ComposerText, when_settled
 
 __all__ = ["ParticipantList"]
 
@@ -68,7 +69,7 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
         self.heading.add_class("chatnb-participants-heading")
         self.rows = widgets.VBox()
         self.rows.add_class("chatnb-participant-rows")
-        self.add_field = widgets.Text(
+        self.add_field = ComposerText(
             placeholder="name or 8:acs:… id", continuous_update=True, layout=widgets.Layout(width="200px")
         )
         self.add_field.add_class("chatnb-participant-input")
@@ -89,7 +90,7 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
         )
         self.add_class("chatnb-participants")
         self._throttle = Throttle(self._render, 0.05)
-        self.add_button.on_click(lambda _: self._add_from_field())
+        self.add_button.on_click(lambda _: when_settled(self.add_field, SETTLE_S, self._add_from_field))
         self.add_field.on_msg(self._on_field_msg)
         self.chat_client = chat_client_for(thread_client, chat_client)
         self.subscription = Subscription(
@@ -207,8 +208,8 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
         self.add(self.add_field.value)
 
     def _on_field_msg(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
-        if content.get("event") == "submit":  # Enter in the Add box
-            self._add_from_field()
+        if content.get("event") == "submit":  # Enter in the Add box, once its text has arrived
+            when_settled(self.add_field, SETTLE_S, self._add_from_field)
 
     def _show(self, text: str, kind: str) -> None:
         self.status.value = f'<div class="chatnb-status chatnb-status-{kind}">{_html.esc(text)}</div>'
