@@ -24,6 +24,7 @@ already exported is skipped; an edited or deleted message comes out again as a n
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -207,8 +208,7 @@ class ExportJob:
 
 
 def _load_any(path: Path) -> list[str]:
-    import json
-
+    """The thread ids of whatever export state is at ``path`` (for clearing an export made otherwise)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return [str(t) for t in data.get("threads", {})]

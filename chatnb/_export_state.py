@@ -1,7 +1,9 @@
 """The state file of an export: per thread, what was exported and where an unfinished run stands.
 
-One JSON document, rewritten atomically (temporary file, ``fsync``, ``os.replace``) after every committed
-page, so a kill at any instant leaves either the previous or the next state, never a torn one.
+One JSON document, rewritten atomically (temporary file, ``fsync``, ``os.replace``) after every commit of
+written rows, so a kill at any instant leaves either the previous or the next state, never a torn one.
+Its size stays small: besides a few numbers per thread, only the messages changed within the look-back
+window are listed.
 
 Per thread it keeps:
 
@@ -81,8 +83,7 @@ class ThreadState:
         )
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        return out
+        return asdict(self)
 
 
 class ExportState:
