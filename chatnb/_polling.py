@@ -18,6 +18,11 @@ to one message within one interval are seen as its final state (a message edited
 gives one ``chatMessageEdited``). **Typing indicators cannot be polled**; this is announced once per
 process, as a log warning. Each round costs one request per page of threads plus two per thread (three
 every ``properties_every`` seconds).
+
+Requests answered 429 or 503 are retried as the clients retry them (:class:`~chatnb.RetryPolicy`,
+honouring ``Retry-After``). A round that still fails (retries used up, a transport error) changes nothing:
+what it had seen is forgotten, the engine reports a disconnection and makes the round again after a
+backoff (at least the last ``Retry-After``), so its events are reported then, once.
 """
 
 from __future__ import annotations
@@ -29,13 +34,13 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 
-from ._core import CHAT_API_VERSION, Call, ChatOperations, Paged, ThreadOperations
+from ._core import CHAT_API_VERSION, Call, ChatOperations, Paged, RetryPolicy, ThreadOperations
 from ._time import now_us, to_datetime, to_us
 from .errors import (
     AuthenticationError,
@@ -101,6 +106,10 @@ class _Thread:
     joining: bool = False  # added to an older thread: its participantAdded message moves the baseline
     deleted: bool = False
 
+    def copy(self) -> _Thread:
+        """A copy a failed round cannot touch (the values of the dicts are immutable)."""
+        return replace(self, known=dict(self.known), flags=dict(self.flags), receipts=dict(self.receipts))
+
 
 class Poller:
     """Polls the Chat API and yields events (see the module docstring).
@@ -111,6 +120,7 @@ class Poller:
         since: report changes from this time on (default: now).
         overlap: seconds each round re-reads before the previous one (late commits, clock skew).
         properties_every: seconds between properties checks of a thread without a topic change.
+        retry_policy: how each request retries 429/503 (default: as the clients).
     """
 
     def __init__(
@@ -126,6 +136,7 @@ class Poller:
         properties_every: float = 5.0,
         concurrency: int = 8,
         backoff: tuple[float, float] = (0.5, 30.0),
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.credential = credential
@@ -137,6 +148,7 @@ class Poller:
         self._properties_every = properties_every
         self._limit = asyncio.Semaphore(concurrency)
         self._backoff = backoff
+        self._retry = retry_policy or RetryPolicy()
         self._threads: dict[str, _Thread] = {}
         self._http: httpx.AsyncClient | None = None
         self._token = ""
@@ -163,6 +175,7 @@ class Poller:
             self._http = http
             while True:
                 started = time.monotonic()
+                asked: float | None = None
                 try:
                     events = await self._round()
                 except (AuthenticationError, ForbiddenError) as exc:
@@ -170,13 +183,14 @@ class Poller:
                     if auth_failures >= 3 or isinstance(exc, ForbiddenError):
                         raise
                     events, reason = None, str(exc)
-                except ChatError as exc:  # transport errors, 429, 5xx: try again later
+                except ChatError as exc:  # transport errors, 429/503 after the retries, 5xx: try again later
                     events, reason = None, str(exc)
+                    asked = getattr(exc, "retry_after", None)
                 if events is None:
                     if self.connected:
                         self.connected = False
                         yield RealTimeNotificationDisconnected(reason=reason)
-                    delay = backoff_delay(attempt, *self._backoff)
+                    delay = max(backoff_delay(attempt, *self._backoff), asked or 0.0)
                     log.info("polling: %s; retry in %.2fs", reason, delay)
                     attempt += 1
                     await asyncio.sleep(delay)
@@ -194,11 +208,19 @@ class Poller:
     async def _send(self, request: httpx.Request) -> httpx.Response:
         assert self._http is not None
         request.headers["Authorization"] = f"Bearer {self._token}"
-        async with self._limit:
-            try:
-                return await self._http.send(request)
-            except httpx.HTTPError as exc:
-                raise transport_error(exc, request) from exc
+        retries, waited = 0, 0.0
+        while True:
+            async with self._limit:
+                try:
+                    response = await self._http.send(request)
+                except httpx.HTTPError as exc:
+                    raise transport_error(exc, request) from exc
+            delay = self._retry.next_delay(response, retries, waited)
+            if delay is None:
+                return response
+            await response.aclose()
+            await asyncio.sleep(delay)
+            retries, waited = retries + 1, waited + delay
 
     async def _call(self, call: Call[T]) -> T:
         return call.parse(await self._send(call.request))
@@ -214,6 +236,15 @@ class Poller:
     # -- one round ----------------------------------------------------------------------------
 
     async def _round(self) -> list[tuple[tuple[int, int], Event]]:
+        """One round's events; if it fails, the poller's state is as before it (nothing half-seen)."""
+        saved = {thread_id: state.copy() for thread_id, state in self._threads.items()}
+        try:
+            return await self._collect()
+        except BaseException:
+            self._threads = saved
+            raise
+
+    async def _collect(self) -> list[tuple[tuple[int, int], Event]]:
         self._token = await bearer_token(self.credential)
         if self._me is None:
             self._me = CommunicationUserIdentifier(user_of_token(self._token))
@@ -243,7 +274,10 @@ class Poller:
             )
             out.append(((start_us, 0), removed))
         live = [s for s in self._threads.values() if not s.deleted]
-        for found in await asyncio.gather(*(self._scan(state) for state in live)):
+        scanned = await asyncio.gather(*(self._scan(state) for state in live), return_exceptions=True)
+        for found in scanned:  # every scan has ended: none goes on changing state after a failure
+            if isinstance(found, BaseException):
+                raise found
             out += found
         self._round_start_us = start_us
         self.rounds += 1

@@ -6,9 +6,10 @@
 
 - **push** (:class:`EventStream`): the emulator's Server-Sent Events stream
   (``GET /chatnb/events?api-version=2024-03-07`` with the user's bearer token). After a drop it reconnects
-  with bounded exponential backoff and jitter, sends ``Last-Event-ID`` and gets what it missed; events are
-  de-duplicated by id, so a handler sees every event once, in order. The token comes from the credential
-  on every (re)connect, so a refreshed token is picked up.
+  with bounded exponential backoff and jitter (waiting at least the ``Retry-After`` of a 429/503), sends
+  ``Last-Event-ID`` and gets what it missed; events are de-duplicated by id, so a handler sees every event
+  once, in order. The token comes from the credential on every (re)connect, so a refreshed token is
+  picked up.
 - **poll** (:class:`~chatnb._polling.Poller`): the real service has no push channel for Python, so the
   engine lists the user's threads, their new messages (``startTime``), read receipts and properties every
   ``poll_interval`` seconds and diffs them into the same events. **Typing indicators are not available in
@@ -299,8 +300,9 @@ class EventStream:
                 if self.connected:
                     self.connected = False
                     yield RealTimeNotificationDisconnected(reason=reason)
-                if delay is None:
-                    delay = backoff_delay(attempt, *self._backoff)
+                # A Retry-After is a minimum: a server answering 503 with "Retry-After: 0" again and again
+                # must not turn the reconnect loop into a busy loop.
+                delay = max(delay or 0.0, backoff_delay(attempt, *self._backoff))
                 log.log(
                     logging.INFO if attempt == 0 else logging.DEBUG,
                     "event stream: %s; retry in %.2fs",
