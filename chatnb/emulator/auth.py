@@ -12,6 +12,7 @@ import base64
 import hmac
 import json
 import re
+import secrets
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -116,6 +117,7 @@ class TokenIssuer:
             "resourceLocation": "unitedstates",
             "iat": now,
             "gen": generation,
+            "jti": secrets.token_hex(8),
         }
         for pad in range(64):
             payload["pad"] = "x" * pad
