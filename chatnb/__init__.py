@@ -49,6 +49,7 @@ from .models import (
     UnknownIdentifier,
     identifier_from_raw_id,
 )
+from .paging import MessagePage
 from .session import Session, User, connect
 
 __version__ = "0.1.0"
@@ -78,6 +79,7 @@ __all__ = [
     "ConflictError",
     "CreateChatThreadResult",
     "ForbiddenError",
+    "MessagePage",
     "NotFoundError",
     "RateLimitError",
     "RetryPolicy",

@@ -45,6 +45,7 @@ from .models import (
     SendChatMessageResult,
     as_identifier,
 )
+from .paging import MessagePage
 
 __all__ = [
     "CHAT_API_VERSION",
@@ -57,6 +58,7 @@ __all__ = [
     "Paged",
     "RetryPolicy",
     "ThreadOperations",
+    "message_page",
     "normalize_endpoint",
     "parse_connection_string",
     "parse_retry_after",
@@ -364,11 +366,42 @@ class Paged(Generic[M]):
         link = body.get("nextLink")
         if not link:
             return items, None
+        return items, self.follow(str(link))
+
+    def follow(self, link: str) -> httpx.Request:
+        """The request for ``link`` (a ``nextLink``: absolute, or relative to the first request)."""
         url = httpx.URL(link)
         if not url.is_absolute_url:
             url = self.request.url.join(link)
         headers = {k: v for k, v in self.request.headers.items() if k.lower() in ("accept", "user-agent")}
-        return items, httpx.Request("GET", url, headers=headers)
+        return httpx.Request("GET", url, headers=headers)
+
+    def resume(self, continuation_token: object) -> Paged[M]:
+        """This listing continued from ``continuation_token`` (the ``nextLink`` of an earlier page of
+        the same listing: same endpoint and path) instead of from its first page.
+
+        Raises:
+            TypeError, ValueError: if the token is not a string, or points elsewhere (a token is sent
+                with the credential, so it must not lead to another host or resource).
+        """
+        if not isinstance(continuation_token, str):
+            raise TypeError(f"continuation_token must be a string, not {type(continuation_token).__name__}")
+        try:
+            request = self.follow(continuation_token)
+        except httpx.InvalidURL:
+            raise ValueError("continuation_token is not a link of this listing") from None
+        if _resource(request.url) != _resource(self.request.url):
+            raise ValueError("continuation_token is not a link of this listing (another endpoint or thread)")
+        return Paged(request, self.model, self.frame)
+
+
+def _resource(url: httpx.URL) -> tuple[str, str, int | None, str]:
+    return url.scheme, url.host, url.port, url.path
+
+
+def message_page(items: list[Json], next_request: httpx.Request | None) -> MessagePage:
+    """A :class:`~chatnb.MessagePage` of one answer of a message listing."""
+    return MessagePage(items, None if next_request is None else str(next_request.url))
 
 
 class _Requests:
@@ -546,6 +579,24 @@ class ThreadOperations(_Requests):
         }
         request = self.request("GET", f"{self.path}/messages", params=params)
         return Paged(request, ChatMessage._from_wire, frames.messages_frame)
+
+    def list_message_pages(
+        self, results_per_page: object = None, start_time: object = None, continuation_token: object = None
+    ) -> Paged[ChatMessage]:
+        """``list_messages``, or its continuation from a page's ``continuation_token``.
+
+        Raises:
+            ValueError: for a token with ``results_per_page`` or ``start_time`` (the token carries the
+                listing's own), or a token that is not a link of this thread's listing.
+        """
+        if continuation_token is None:
+            return self.list_messages(results_per_page, start_time)
+        if results_per_page is not None or start_time is not None:
+            raise ValueError(
+                "continuation_token carries the page size and start time of the listing it continues: "
+                "give it without results_per_page and start_time"
+            )
+        return self.list_messages().resume(continuation_token)
 
     def update_message(
         self, message_id: object, content: object = None, metadata: object = None

@@ -19,42 +19,41 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from ._export_job import ExportJob, ExportProgress, ExportResult, Pacer, ThreadExport, ThreadRun
 from ._export_state import STATE_NAME
-from ._time import to_datetime
-from .errors import BadRequestError
 from .export import (
     _RETRYABLE,
     DEFAULT_LOOKBACK,
-    Page,
+    STALE_LINK,
     _thread_client,
     alive_threads,
+    continued,
+    first_listing,
     make_bar,
     merge,
     prepare,
-    request_for,
     retry_delay,
 )
+from .paging import MessagePage
 
 __all__ = ["export_history"]
 
 
-async def _fetch(tc: Any, paged: Any, request: httpx.Request, pacer: Pacer | None, max_retries: int) -> Page:
+async def _fetch(tc: Any, listing: dict[str, Any], pacer: Pacer | None, max_retries: int) -> MessagePage:
     attempt = 0
     while True:
         if pacer is not None:
             wait = pacer.delay()
             if wait > 0:
                 await asyncio.sleep(wait)
+        pages = tc.iter_message_pages(**listing)
         try:
             try:
-                response = await tc._send_raw(request)
+                page: MessagePage = await pages.__anext__()
             finally:
+                await pages.aclose()
                 if pacer is not None:
                     pacer.sent()
-            page: Page = paged.page(response)
             return page
         except _RETRYABLE as exc:
             if attempt >= max_retries:
@@ -68,24 +67,22 @@ async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_r
     the event loop fetches the next one."""
     if run.listing_done:
         return await asyncio.to_thread(run.finish)
-    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
-    paged = tc._ops.list_messages(job.options.page_size, start)
     pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
     try:
-        page = await _fetch(tc, paged, request_for(run, paged.request), pacer, max_retries)
-    except BadRequestError:
+        listing = first_listing(job, run) if run.link is None else continued(run.link)
+        page = await _fetch(tc, listing, pacer, max_retries)
+    except STALE_LINK:
         if run.link is None:
             raise
         run.restart()
-        page = await _fetch(tc, paged, paged.request, pacer, max_retries)
+        page = await _fetch(tc, first_listing(job, run), pacer, max_retries)
     while True:
-        items, next_request = page
+        token = page.continuation_token
         ahead = None
-        if next_request is not None:
-            ahead = asyncio.ensure_future(_fetch(tc, paged, next_request, pacer, max_retries))
-        link = None if next_request is None else str(next_request.url)
+        if token is not None:
+            ahead = asyncio.ensure_future(_fetch(tc, continued(token), pacer, max_retries))
         try:
-            more = await asyncio.to_thread(run.feed, items, link)
+            more = await asyncio.to_thread(run.feed, page)
         except BaseException:
             if ahead is not None:
                 ahead.cancel()

@@ -38,7 +38,7 @@ import pandas as pd
 from . import frames
 from ._export_state import ExportState, RunState, ThreadState
 from ._export_writers import Writer, make_writer, recover
-from ._time import parse_rfc3339_us
+from .paging import MessagePage
 
 __all__ = ["ExportJob", "ExportProgress", "ExportResult", "Pacer", "ThreadExport", "ThreadRun"]
 
@@ -122,14 +122,16 @@ class Pacer:
         self._sent.append(self.clock())
 
 
-def _change_us(message: dict[str, Any]) -> int:
-    """When a wire message last changed: its deletion, edit or creation, in microseconds."""
-    return max(parse_rfc3339_us(message[k]) for k in ("createdOn", "editedOn", "deletedOn") if message.get(k))
-
-
 def _ns(column: pd.Series) -> np.ndarray[Any, Any]:
     """A datetime column as int64 nanoseconds, NaT as the minimum int64."""
     return column.to_numpy(dtype="datetime64[ns]").view("int64")
+
+
+def _change_ns(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
+    """When each message last changed: its deletion, edit or creation, in nanoseconds."""
+    created, edited, deleted = _ns(frame["created_on"]), _ns(frame["edited_on"]), _ns(frame["deleted_on"])
+    latest: np.ndarray[Any, Any] = np.maximum(np.maximum(created, edited), deleted)
+    return latest
 
 
 _NAT = np.iinfo(np.int64).min
@@ -247,8 +249,8 @@ class ThreadRun:
             html_pages=self.run.html_pages,
         )
         self._counted = False
-        self._pending: list[dict[str, Any]] = []
-        self._pending_pages = 0
+        self._pending: list[MessagePage] = []
+        self._pending_rows = 0
         self._next_link: str | None = self.run.next_link
 
     @property
@@ -265,38 +267,42 @@ class ThreadRun:
         """Whether the listing was complete already (the run was stopped while finishing)."""
         return self.run.listing_done
 
-    def feed(self, items: list[dict[str, Any]], next_link: str | None) -> bool:
-        """Take one page (wire messages, newest first); ``False`` once the listing is done.
+    def feed(self, page: MessagePage) -> bool:
+        """Take one page of the listing (the service's order: newest first); ``False`` once the listing
+        is done.
 
         Pages are gathered until ``batch_rows`` messages (or the end of the listing), then filtered,
-        written and committed together: pandas and Arrow work much faster on a few thousand rows than
-        on a page of 200, and a resumed export repeats at most one batch of listing.
+        written and committed together (one frame of all of them: :meth:`MessagePage.concat_frames`):
+        pandas and Arrow work much faster on a few thousand rows than on a page of 200, and a resumed
+        export repeats at most one batch of listing. A page's own frame is only built when it is looked
+        into: the first page of a run, and every page with ``min_sequence_id``.
         """
         opts = self.job.options
         run = self.run
-        n = len(items)
+        n = len(page)
+        next_link = page.continuation_token
         more = next_link is not None
         if n:
-            seqs = [int(m["sequenceId"]) for m in items]
             if not run.first_page_done:
                 # the watermark is the newest change on the *first* page: what the listing could see
-                run.watermark = max(_change_us(m) for m in items)
+                run.watermark = int(_change_ns(page.frame).max()) // _NS_PER_US
             if not self._counted:
                 self._counted = True
                 if self.job.bar is not None:
                     low = opts.min_seq or 1
-                    self.job.bar.total = (self.job.bar.total or 0) + max(max(seqs) - low + 1, n)
+                    top = int(page.frame["sequence_id"].max())
+                    self.job.bar.total = (self.job.bar.total or 0) + max(top - low + 1, n)
                     self.job.bar.refresh()
-            if opts.min_seq is not None and min(seqs) <= opts.min_seq:
+            if opts.min_seq is not None and int(page.frame["sequence_id"].min()) <= opts.min_seq:
                 more = False  # listed newest first: nothing further down is in range
-            self._pending.extend(items)
+        self._pending.append(page)
+        self._pending_rows += n
         run.first_page_done = True
-        self._pending_pages += 1
         self._next_link = next_link if more else None
         self.result.pages += 1
         self.result.listed += n
         self.job.total_pages += 1
-        if not more or len(self._pending) >= opts.batch_rows:
+        if not more or self._pending_rows >= opts.batch_rows:
             self._process()
             if more and self.writer.should_commit():
                 self._commit()
@@ -318,16 +324,15 @@ class ThreadRun:
         """Filter, de-duplicate and write the gathered pages; advance the run's position past them."""
         opts = self.job.options
         run = self.run
-        items, self._pending = self._pending, []
-        pages, self._pending_pages = self._pending_pages, 0
+        batch, self._pending = self._pending, []
+        pages, rows, self._pending_rows = len(batch), self._pending_rows, 0
         written = 0
-        if items:
-            frame = frames.messages_frame(items)
+        if rows:
+            frame = MessagePage.concat_frames(batch)
             n = len(frame)
             seq = frame["sequence_id"].to_numpy()
             created = _ns(frame["created_on"])
-            change = np.maximum(np.maximum(created, _ns(frame["edited_on"])), _ns(frame["deleted_on"]))
-            change_us = change // _NS_PER_US
+            change_us = _change_ns(frame) // _NS_PER_US
             keep = np.ones(n, dtype=bool)
             if n > 1:
                 keep[1:] = seq[1:] != seq[:-1]  # a message listed twice in one batch

@@ -38,6 +38,7 @@ from .models import (
     CreateChatThreadResult,
     SendChatMessageResult,
 )
+from .paging import MessagePage
 
 __all__ = ["ChatClient", "ChatThreadClient"]
 
@@ -101,19 +102,19 @@ class _SyncBase:
     def _send(self, call: Call[T]) -> T:
         return call.parse(self._send_raw(call.request))
 
-    def _pages(self, paged: Paged[M]) -> Iterator[list[dict[str, Any]]]:
+    def _pages(self, paged: Paged[M]) -> Iterator[tuple[list[dict[str, Any]], httpx.Request | None]]:
         request: httpx.Request | None = paged.request
         while request is not None:
             items, request = paged.page(self._send_raw(request))
-            yield items
+            yield items, request
 
     def _iter(self, paged: Paged[M]) -> Iterator[M]:
-        for items in self._pages(paged):
+        for items, _ in self._pages(paged):
             yield from map(paged.model, items)
 
     def _frame(self, paged: Paged[M]) -> pd.DataFrame:
         items: list[dict[str, Any]] = []
-        for page in self._pages(paged):
+        for page, _ in self._pages(paged):
             items.extend(page)
         return paged.frame(items)
 
@@ -357,6 +358,33 @@ class ChatThreadClient(_BearerBase):
     ) -> Iterator[ChatMessage]:
         """Messages as :class:`~chatnb.ChatMessage` s, newest first, fetched page by page."""
         return self._iter(self._ops.list_messages(results_per_page, start_time))
+
+    def iter_message_pages(
+        self,
+        *,
+        results_per_page: int | None = None,
+        start_time: datetime | None = None,
+        continuation_token: str | None = None,
+    ) -> Iterator[MessagePage]:
+        """The message listing one page (one request) at a time, as :class:`~chatnb.MessagePage` s:
+        each has the page's ``frame`` (the columns of :meth:`list_messages`, oldest first within the
+        page), its ``items`` and its ``continuation_token``. Pages come newest first, as the service
+        lists them; there is always at least one (maybe empty).
+
+        ``continuation_token`` (a page's, saved earlier) resumes the listing after that page; it carries
+        the listing's page size and start time, so give it alone.
+
+        >>> first = next(thread.iter_message_pages(results_per_page=100))
+        >>> rest = thread.iter_message_pages(continuation_token=first.continuation_token)
+        >>> MessagePage.concat_frames(rest)     # the older messages, in one chronological frame
+
+        Raises:
+            ValueError: for a token with ``results_per_page`` or ``start_time``, or a token that is not
+                this thread's (another endpoint or thread). BadRequestError: a token the service no
+                longer accepts.
+        """
+        paged = self._ops.list_message_pages(results_per_page, start_time, continuation_token)
+        return (_core.message_page(items, following) for items, following in self._pages(paged))
 
     def update_message(
         self, message_id: str, content: str | None = None, *, metadata: dict[str, str] | None = None

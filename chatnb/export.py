@@ -48,7 +48,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from ._export_job import ExportJob, ExportProgress, ExportResult, Options, Pacer, ThreadExport, ThreadRun
@@ -57,6 +56,7 @@ from ._export_state import STATE_NAME
 from ._export_writers import EXPORT_COLUMNS, FORMATS
 from ._time import to_datetime
 from .errors import BadRequestError, RateLimitError, ServiceUnavailableError, TransportError
+from .paging import MessagePage
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -166,12 +166,19 @@ def make_bar(progress: bool) -> Any:
     return tqdm(total=0, unit="msg", desc="export", dynamic_ncols=True)
 
 
-def request_for(run: ThreadRun, first: httpx.Request) -> httpx.Request:
-    """The first request of a run: its saved continuation link, or the listing's first page."""
-    if run.link is None:
-        return first
-    headers = {k: v for k, v in first.headers.items() if k.lower() in ("accept", "user-agent")}
-    return httpx.Request("GET", run.link, headers=headers)
+def first_listing(job: ExportJob, run: ThreadRun) -> dict[str, Any]:
+    """The ``iter_message_pages`` arguments of a run's listing from its first page."""
+    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
+    return {"results_per_page": job.options.page_size, "start_time": start}
+
+
+def continued(token: str) -> dict[str, Any]:
+    """The ``iter_message_pages`` arguments of a listing continued from ``token``."""
+    return {"continuation_token": token}
+
+
+# a saved continuation link the service no longer accepts (400), or one of another endpoint (ValueError)
+STALE_LINK = (BadRequestError, ValueError)
 
 
 def retry_delay(exc: Exception, attempt: int) -> float:
@@ -188,7 +195,7 @@ def _chat_client(client: Any) -> tuple[Any, str | None]:
         client = chat
     if hasattr(client, "get_chat_thread_client"):
         return client, None
-    if hasattr(client, "thread_id") and hasattr(client, "_ops"):
+    if hasattr(client, "thread_id") and hasattr(client, "iter_message_pages"):
         return client, client.thread_id
     raise TypeError("client must be a chatnb ChatClient or ChatThreadClient")
 
@@ -199,10 +206,7 @@ def _thread_client(client: Any, thread_id: str) -> Any:
     return client
 
 
-Page = tuple[list[dict[str, Any]], "httpx.Request | None"]
-
-
-def _fetch(tc: Any, paged: Any, request: httpx.Request, pacer: Pacer | None, max_retries: int) -> Page:
+def _fetch(tc: Any, listing: dict[str, Any], pacer: Pacer | None, max_retries: int) -> MessagePage:
     """One page: paced, and asked again (same request) when throttled beyond the client's retries."""
     attempt = 0
     while True:
@@ -210,13 +214,14 @@ def _fetch(tc: Any, paged: Any, request: httpx.Request, pacer: Pacer | None, max
             wait = pacer.delay()
             if wait > 0:
                 time.sleep(wait)
+        pages = tc.iter_message_pages(**listing)
         try:
             try:
-                response = tc._send_raw(request)
+                page: MessagePage = next(pages)
             finally:
+                pages.close()
                 if pacer is not None:
                     pacer.sent()  # when the answer came: the service saw the request before that
-            page: Page = paged.page(response)
             return page
         except _RETRYABLE as exc:
             if attempt >= max_retries:
@@ -230,26 +235,21 @@ def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries
     thread while the current one is written, so the service and the writing work at the same time."""
     if run.listing_done:
         return run.finish()
-    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
-    paged = tc._ops.list_messages(job.options.page_size, start)
     pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
     try:
-        page = _fetch(tc, paged, request_for(run, paged.request), pacer, max_retries)
-    except BadRequestError:
+        listing = first_listing(job, run) if run.link is None else continued(run.link)
+        page = _fetch(tc, listing, pacer, max_retries)
+    except STALE_LINK:
         if run.link is None:
             raise
         run.restart()  # the saved continuation expired: list again, skipping what was written
-        page = _fetch(tc, paged, paged.request, pacer, max_retries)
+        page = _fetch(tc, first_listing(job, run), pacer, max_retries)
     with ThreadPoolExecutor(1, thread_name_prefix="chatnb-export") as pool:
         while True:
-            items, next_request = page
-            ahead = (
-                None
-                if next_request is None
-                else pool.submit(_fetch, tc, paged, next_request, pacer, max_retries)
-            )
+            token = page.continuation_token
+            ahead = None if token is None else pool.submit(_fetch, tc, continued(token), pacer, max_retries)
             try:
-                more = run.feed(items, None if next_request is None else str(next_request.url))
+                more = run.feed(page)
             except BaseException:
                 if ahead is not None:
                     ahead.cancel()

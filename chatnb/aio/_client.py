@@ -35,6 +35,7 @@ from ..models import (
     CreateChatThreadResult,
     SendChatMessageResult,
 )
+from ..paging import MessagePage
 from ._credential import CommunicationTokenCredential
 
 __all__ = ["ChatClient", "ChatThreadClient"]
@@ -98,20 +99,26 @@ class _AsyncBase:
     async def _send(self, call: Call[T]) -> T:
         return call.parse(await self._send_raw(call.request))
 
-    async def _pages(self, paged: Paged[M]) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _pages(
+        self, paged: Paged[M]
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], httpx.Request | None]]:
         request: httpx.Request | None = paged.request
         while request is not None:
             items, request = paged.page(await self._send_raw(request))
-            yield items
+            yield items, request
 
     async def _iter(self, paged: Paged[M]) -> AsyncIterator[M]:
-        async for items in self._pages(paged):
+        async for items, _ in self._pages(paged):
             for item in items:
                 yield paged.model(item)
 
+    async def _message_pages(self, paged: Paged[ChatMessage]) -> AsyncIterator[MessagePage]:
+        async for items, following in self._pages(paged):
+            yield _core.message_page(items, following)
+
     async def _frame(self, paged: Paged[M]) -> pd.DataFrame:
         items: list[dict[str, Any]] = []
-        async for page in self._pages(paged):
+        async for page, _ in self._pages(paged):
             items.extend(page)
         return paged.frame(items)
 
@@ -304,6 +311,17 @@ class ChatThreadClient(_BearerBase):
         self, *, results_per_page: int | None = None, start_time: datetime | None = None
     ) -> AsyncIterator[ChatMessage]:
         return self._iter(self._ops.list_messages(results_per_page, start_time))
+
+    def iter_message_pages(
+        self,
+        *,
+        results_per_page: int | None = None,
+        start_time: datetime | None = None,
+        continuation_token: str | None = None,
+    ) -> AsyncIterator[MessagePage]:
+        """See :meth:`chatnb.ChatThreadClient.iter_message_pages` (here ``async for``)."""
+        paged = self._ops.list_message_pages(results_per_page, start_time, continuation_token)
+        return self._message_pages(paged)
 
     async def update_message(
         self, message_id: str, content: str | None = None, *, metadata: dict[str, str] | None = None
