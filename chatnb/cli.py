@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     limits.add_argument("--fault-seed", type=int, metavar="S", help="seed, to replay the same faults")
     serve.set_defaults(func=_serve)
-    from ._export_cli import add_export_parser
+    from .export._cli import add_export_parser
 
     add_export_parser(sub)
     return parser

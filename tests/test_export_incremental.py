@@ -18,11 +18,11 @@ import pytest
 from export_helpers import assert_same_rows, expected, new_user
 
 import chatnb
-from chatnb._export_job import Pacer
-from chatnb._export_state import STATE_NAME
 from chatnb.emulator import Emulator
 from chatnb.emulator.limits import FaultPlan
 from chatnb.emulator.seed import seed_messages
+from chatnb.export._job import Pacer
+from chatnb.export._state import STATE_NAME
 
 APPEND_FORMATS = ["csv", "jsonl"]
 FORMATS = ["parquet", "csv", "jsonl", "html"]

@@ -10,7 +10,7 @@ Models, errors and :class:`~chatnb.RetryPolicy` are shared with the sync API and
 
 from __future__ import annotations
 
-from .._export_aio import export_history
+from ..export._aio import export_history
 from ._client import ChatClient, ChatThreadClient
 from ._credential import CommunicationTokenCredential
 from ._identity import CommunicationIdentityClient

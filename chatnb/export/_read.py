@@ -22,8 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from . import frames
-from ._export_writers import EXPORT_COLUMNS
+from .. import frames
+from ._writers import EXPORT_COLUMNS
 
 __all__ = ["read_export"]
 

@@ -63,8 +63,8 @@ def add_export_parser(sub: Any) -> None:
 
 def _client(args: argparse.Namespace) -> tuple[Any, Any]:
     """The chat client, and what to close afterwards."""
-    from . import _core
-    from .client import ChatClient
+    from .. import _core
+    from ..client import ChatClient
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     cs = args.connection_string or os.environ.get(CONNECTION_STRING_ENV) or None
@@ -78,15 +78,15 @@ def _client(args: argparse.Namespace) -> tuple[Any, Any]:
         endpoint, _ = _core.parse_connection_string(cs)
         client = ChatClient(endpoint, token, connection_verify=verify)
         return client, client
-    from .session import connect
+    from ..session import connect
 
     session = connect(cs) if cs else connect()
     return session.user(args.user).chat_client, session
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .errors import ChatError
-    from .export import export_history
+    from ..errors import ChatError
+    from ._sync import export_history
 
     try:
         client, closer = _client(args)

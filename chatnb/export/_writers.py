@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import frames
-from ._export_html import assemble, render_rows
+from .. import frames
+from ._html import assemble, render_rows
 
 __all__ = [
     "ARROW_SCHEMA",

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import frames
-from ._export_state import ExportState, RunState, ThreadState
-from ._export_writers import Writer, make_writer, recover
-from .paging import MessagePage
+from .. import frames
+from ..paging import MessagePage
+from ._state import ExportState, RunState, ThreadState
+from ._writers import Writer, make_writer, recover
 
 __all__ = ["ExportJob", "ExportProgress", "ExportResult", "Pacer", "ThreadExport", "ThreadRun"]
 

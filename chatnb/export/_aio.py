@@ -5,7 +5,7 @@
 ...     await export_history(chat, "export/", incremental=True)
 
 Only the sending differs from :func:`chatnb.export_history`; listing, filtering, writing and the state
-are the shared logic of :mod:`chatnb._export_job`. Pages are written in a worker thread
+are the shared logic of :mod:`chatnb.export._job`. Pages are written in a worker thread
 (``asyncio.to_thread``) while the event loop fetches the next one, so ``on_page`` is called from that
 worker thread.
 """
@@ -19,13 +19,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._export_job import ExportJob, ExportProgress, ExportResult, Pacer, ThreadExport, ThreadRun
-from ._export_state import STATE_NAME
-from .export import (
-    _RETRYABLE,
+from ..paging import MessagePage
+from ._common import (
     DEFAULT_LOOKBACK,
+    RETRYABLE,
     STALE_LINK,
-    _thread_client,
     alive_threads,
     continued,
     first_listing,
@@ -33,8 +31,10 @@ from .export import (
     merge,
     prepare,
     retry_delay,
+    thread_client,
 )
-from .paging import MessagePage
+from ._job import ExportJob, ExportProgress, ExportResult, Pacer, ThreadExport, ThreadRun
+from ._state import STATE_NAME
 
 __all__ = ["export_history"]
 
@@ -55,7 +55,7 @@ async def _fetch(tc: Any, listing: dict[str, Any], pacer: Pacer | None, max_retr
                 if pacer is not None:
                     pacer.sent()
             return page
-        except _RETRYABLE as exc:
+        except RETRYABLE as exc:
             if attempt >= max_retries:
                 raise
             await asyncio.sleep(retry_delay(exc, attempt))
@@ -101,7 +101,7 @@ async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_r
 async def _export_thread(
     job: ExportJob, client: Any, thread_id: str, topic: str, pace: bool, max_retries: int
 ) -> ThreadExport:
-    tc = _thread_client(client, thread_id)
+    tc = thread_client(client, thread_id)
     total = None
     while True:
         run = job.start_thread(thread_id, topic)
@@ -144,7 +144,7 @@ async def export_history(
     if wanted is None:
         targets = alive_threads(await chat.list_chat_threads())
     else:
-        targets = [(t, (await _thread_client(chat, t).get_properties()).topic) for t in wanted]
+        targets = [(t, (await thread_client(chat, t).get_properties()).topic) for t in wanted]
     bar = make_bar(progress)
     try:
         job = ExportJob(out_dir, opts, out_dir / STATE_NAME, on_page=on_page, bar=bar)

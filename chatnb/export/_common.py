@@ -1,0 +1,223 @@
+"""What the sync and async export drivers share: argument checks, the listing's arguments, retries."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._time import to_datetime
+from ..errors import BadRequestError, RateLimitError, ServiceUnavailableError, TransportError
+from ._job import ExportJob, Options, ThreadExport, ThreadRun
+from ._writers import FORMATS
+
+__all__ = [
+    "DEFAULT_LOOKBACK",
+    "RETRYABLE",
+    "STALE_LINK",
+    "alive_threads",
+    "continued",
+    "first_listing",
+    "make_bar",
+    "make_options",
+    "merge",
+    "prepare",
+    "retry_delay",
+    "thread_client",
+    "thread_ids",
+]
+
+DEFAULT_LOOKBACK = timedelta(minutes=2)
+RETRYABLE = (RateLimitError, ServiceUnavailableError, TransportError)
+
+
+def _time_ns(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, datetime, pd.Timestamp)):
+        raise TypeError(f"{name} must be a datetime or an ISO 8601 string, not {type(value).__name__}")
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        raise ValueError(f"{name} is not a date-time: {value!r}") from None
+    if pd.isna(ts):
+        raise ValueError(f"{name} is not a date-time: {value!r}")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.as_unit("ns").value)
+
+
+def _seq(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
+
+
+def make_options(
+    *,
+    format: str,
+    partition_by: str | None,
+    since: Any,
+    until: Any,
+    min_sequence_id: Any,
+    max_sequence_id: Any,
+    include_system: bool,
+    include_deleted: bool,
+    incremental: bool,
+    lookback: timedelta,
+    results_per_page: int,
+    rows_per_file: int,
+    batch_rows: int = 2000,
+) -> Options:
+    """Check the arguments of an export (``ValueError``/``TypeError`` before any request)."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if partition_by not in (None, "month"):
+        raise ValueError(f"partition_by must be None or 'month', not {partition_by!r}")
+    since_ns, until_ns = _time_ns(since, "since"), _time_ns(until, "until")
+    if since_ns is not None and until_ns is not None and since_ns >= until_ns:
+        raise ValueError("since must be before until")
+    min_seq, max_seq = _seq(min_sequence_id, "min_sequence_id"), _seq(max_sequence_id, "max_sequence_id")
+    if min_seq is not None and max_seq is not None and min_seq > max_seq:
+        raise ValueError("min_sequence_id must not be above max_sequence_id")
+    if not isinstance(lookback, timedelta) or lookback < timedelta(0):
+        raise ValueError("lookback must be a non-negative timedelta")
+    if isinstance(results_per_page, bool) or not isinstance(results_per_page, int) or results_per_page < 1:
+        raise ValueError("results_per_page must be a positive int (the service caps it at 200)")
+    for name, value in (("rows_per_file", rows_per_file), ("batch_rows", batch_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int")
+    return Options(
+        fmt=format,
+        by_month=partition_by == "month",
+        since_ns=since_ns,
+        until_ns=until_ns,
+        min_seq=min_seq,
+        max_seq=max_seq,
+        include_system=bool(include_system),
+        include_deleted=bool(include_deleted),
+        incremental=bool(incremental),
+        lookback_us=int(lookback / timedelta(microseconds=1)),
+        page_size=min(results_per_page, 200),
+        rows_per_file=rows_per_file,
+        batch_rows=batch_rows,
+    )
+
+
+def thread_ids(threads: Any) -> list[str] | None:
+    """``threads`` as a list of ids (``None`` or ``"all"``: every thread of the user)."""
+    if threads is None or threads == "all":
+        return None
+    if isinstance(threads, str):
+        threads = [threads]
+    if not isinstance(threads, Sequence) or not all(isinstance(t, str) and t.strip() for t in threads):
+        raise ValueError("threads must be a thread id, a list of thread ids, or None for every thread")
+    return list(dict.fromkeys(threads))
+
+
+def make_bar(progress: bool) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=0, unit="msg", desc="export", dynamic_ncols=True)
+
+
+def first_listing(job: ExportJob, run: ThreadRun) -> dict[str, Any]:
+    """The ``iter_message_pages`` arguments of a run's listing from its first page."""
+    start = None if run.start_time_us is None else to_datetime(run.start_time_us)
+    return {"results_per_page": job.options.page_size, "start_time": start}
+
+
+def continued(token: str) -> dict[str, Any]:
+    """The ``iter_message_pages`` arguments of a listing continued from ``token``."""
+    return {"continuation_token": token}
+
+
+# a saved continuation link the service no longer accepts (400), or one of another endpoint (ValueError)
+STALE_LINK = (BadRequestError, ValueError)
+
+
+def retry_delay(exc: Exception, attempt: int) -> float:
+    after = getattr(exc, "retry_after", None)
+    if isinstance(after, (int, float)) and after >= 0:
+        return float(after)
+    return min(30.0, 0.5 * 2.0**attempt)
+
+
+def _chat_client(client: Any) -> tuple[Any, str | None]:
+    """The ``ChatClient`` to use, and the thread id when given a ``ChatThreadClient``."""
+    chat = getattr(client, "chat_client", None)
+    if chat is not None and not callable(chat):
+        client = chat
+    if hasattr(client, "get_chat_thread_client"):
+        return client, None
+    if hasattr(client, "thread_id") and hasattr(client, "iter_message_pages"):
+        return client, client.thread_id
+    raise TypeError("client must be a chatnb ChatClient or ChatThreadClient")
+
+
+def thread_client(client: Any, thread_id: str) -> Any:
+    if hasattr(client, "get_chat_thread_client"):
+        return client.get_chat_thread_client(thread_id)
+    return client
+
+
+def merge(total: ThreadExport | None, part: ThreadExport) -> ThreadExport:
+    """Add up the runs of one thread in one call (a resumed run, then the run that catches up)."""
+    if total is None:
+        return part
+    total.pages += part.pages
+    total.listed += part.listed
+    total.written += part.written
+    total.files = part.files
+    return total
+
+
+def alive_threads(listing: pd.DataFrame) -> list[tuple[str, str]]:
+    """``(id, topic)`` of the threads of a ``list_chat_threads`` frame that are not deleted."""
+    alive = listing[listing["deleted_on"].isna()]
+    return [(str(t), str(p)) for t, p in zip(alive["id"], alive["topic"].fillna(""), strict=True)]
+
+
+def prepare(
+    client: Any, out: str | os.PathLike[str], threads: Any, args: dict[str, Any]
+) -> tuple[Options, list[str] | None, Any, Path]:
+    """Check the arguments; the options, the thread ids (``None``: all), the chat client and ``out``."""
+    opts = make_options(
+        format=args["format"],
+        partition_by=args["partition_by"],
+        since=args["since"],
+        until=args["until"],
+        min_sequence_id=args["min_sequence_id"],
+        max_sequence_id=args["max_sequence_id"],
+        include_system=args["include_system"],
+        include_deleted=args["include_deleted"],
+        incremental=args["incremental"],
+        lookback=args["lookback"],
+        results_per_page=args["results_per_page"],
+        rows_per_file=args["rows_per_file"],
+        batch_rows=args["batch_rows"],
+    )
+    if (
+        isinstance(args["max_retries"], bool)
+        or not isinstance(args["max_retries"], int)
+        or args["max_retries"] < 0
+    ):
+        raise ValueError("max_retries must be a non-negative int")
+    if args["on_page"] is not None and not callable(args["on_page"]):
+        raise TypeError("on_page must be callable")
+    wanted = thread_ids(threads)
+    chat, own_thread = _chat_client(client)
+    if wanted is None and own_thread is not None:
+        wanted = [own_thread]
+    out_dir = Path(out).expanduser().resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return opts, wanted, chat, out_dir
