@@ -86,7 +86,9 @@ def test_the_notebooks_are_there() -> None:
 def test_the_steps_are_the_quickstarts_headings() -> None:
     if not SEED.is_file():
         pytest.fail(f"the quickstart is missing at {SEED}")
-    seed = [line[3:].strip() for line in SEED.read_text().splitlines() if line.startswith("## ")]
+    seed = [
+        line[3:].strip() for line in SEED.read_text(encoding="utf-8").splitlines() if line.startswith("## ")
+    ]
     assert seed == QUICKSTART_STEPS
 
 
@@ -185,7 +187,7 @@ def test_the_test_command_runs_nbval_over_the_notebooks(pytestconfig: pytest.Con
     ],
 )
 def test_sanitize_rules(text: str, expected: str) -> None:
-    rules = get_sanitize_patterns((NOTEBOOKS / "nbval_sanitize.cfg").read_text())
+    rules = get_sanitize_patterns((NOTEBOOKS / "nbval_sanitize.cfg").read_text(encoding="utf-8"))
     for pattern, replacement in rules:
         text = re.sub(pattern, replacement, text)
     assert text == expected
