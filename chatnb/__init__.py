@@ -11,46 +11,50 @@ DataFrame. Async twins live in :mod:`chatnb.aio`.
 
 from __future__ import annotations
 
-from ._core import RetryPolicy
-from .client import ChatClient, ChatThreadClient
-from .credential import CommunicationTokenCredential
-from .errors import (
-    APIError,
-    AuthenticationError,
-    BadRequestError,
-    ChatError,
-    ConflictError,
-    ForbiddenError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-    ServiceUnavailableError,
-    TransportError,
-)
-from .export import export_history, read_export
-from .identity import CommunicationIdentityClient
-from .models import (
-    AccessToken,
-    ChatAttachment,
-    ChatMessage,
-    ChatMessageContent,
-    ChatMessageReadReceipt,
-    ChatMessageType,
-    ChatParticipant,
-    ChatRetentionPolicy,
-    ChatThreadItem,
-    ChatThreadProperties,
-    CommunicationIdentifier,
-    CommunicationIdentifierKind,
-    CommunicationTokenScope,
-    CommunicationUserIdentifier,
-    CreateChatThreadResult,
-    SendChatMessageResult,
-    UnknownIdentifier,
-    identifier_from_raw_id,
-)
-from .paging import MessagePage
-from .session import Session, User, connect
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._core import RetryPolicy
+    from .client import ChatClient, ChatThreadClient
+    from .credential import CommunicationTokenCredential
+    from .errors import (
+        APIError,
+        AuthenticationError,
+        BadRequestError,
+        ChatError,
+        ConflictError,
+        ForbiddenError,
+        NotFoundError,
+        RateLimitError,
+        ServerError,
+        ServiceUnavailableError,
+        TransportError,
+    )
+    from .export import export_history, read_export
+    from .identity import CommunicationIdentityClient
+    from .models import (
+        AccessToken,
+        ChatAttachment,
+        ChatMessage,
+        ChatMessageContent,
+        ChatMessageReadReceipt,
+        ChatMessageType,
+        ChatParticipant,
+        ChatRetentionPolicy,
+        ChatThreadItem,
+        ChatThreadProperties,
+        CommunicationIdentifier,
+        CommunicationIdentifierKind,
+        CommunicationTokenScope,
+        CommunicationUserIdentifier,
+        CreateChatThreadResult,
+        SendChatMessageResult,
+        UnknownIdentifier,
+        identifier_from_raw_id,
+    )
+    from .paging import MessagePage
+    from .session import Session, User, connect
 
 __version__ = "0.1.0"
 __all__ = [
@@ -96,3 +100,68 @@ __all__ = [
     "identifier_from_raw_id",
     "read_export",
 ]
+
+# Each public name and the module that defines it. Names are imported on first use (PEP 562), so that
+# ``import chatnb`` stays cheap: ``chatnb.emulator`` and ``chatnb serve`` never load pandas or the client.
+_LAZY: dict[str, str] = {
+    "APIError": ".errors",
+    "AccessToken": ".models",
+    "AuthenticationError": ".errors",
+    "BadRequestError": ".errors",
+    "ChatAttachment": ".models",
+    "ChatClient": ".client",
+    "ChatError": ".errors",
+    "ChatMessage": ".models",
+    "ChatMessageContent": ".models",
+    "ChatMessageReadReceipt": ".models",
+    "ChatMessageType": ".models",
+    "ChatParticipant": ".models",
+    "ChatRetentionPolicy": ".models",
+    "ChatThreadClient": ".client",
+    "ChatThreadItem": ".models",
+    "ChatThreadProperties": ".models",
+    "CommunicationIdentifier": ".models",
+    "CommunicationIdentifierKind": ".models",
+    "CommunicationIdentityClient": ".identity",
+    "CommunicationTokenCredential": ".credential",
+    "CommunicationTokenScope": ".models",
+    "CommunicationUserIdentifier": ".models",
+    "ConflictError": ".errors",
+    "CreateChatThreadResult": ".models",
+    "ForbiddenError": ".errors",
+    "MessagePage": ".paging",
+    "NotFoundError": ".errors",
+    "RateLimitError": ".errors",
+    "RetryPolicy": "._core",
+    "SendChatMessageResult": ".models",
+    "ServerError": ".errors",
+    "ServiceUnavailableError": ".errors",
+    "Session": ".session",
+    "TransportError": ".errors",
+    "UnknownIdentifier": ".models",
+    "User": ".session",
+    "connect": ".session",
+    "export_history": ".export",
+    "identifier_from_raw_id": ".models",
+    "read_export": ".export",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use; or a submodule (``chatnb.frames``)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

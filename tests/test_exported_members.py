@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import json
+import subprocess
+import sys
 import types
 
 import chatnb
@@ -10,9 +13,11 @@ import chatnb.aio
 
 
 def public_names(module: object) -> set[str]:
+    # chatnb imports its names on first use (module __getattr__), so read each name dir() lists
+    namespace = {name: getattr(module, name) for name in dir(module)}
     return {
         name
-        for name, value in vars(module).items()
+        for name, value in namespace.items()
         if not name.startswith("_")
         and not inspect.ismodule(value)
         and name != "annotations"
@@ -62,3 +67,32 @@ def test_official_sdk_names_are_all_here() -> None:
         "CommunicationTokenScope",
     }
     assert official <= set(chatnb.__all__)
+
+
+_LOADED = """
+import json, sys
+{code}
+heavy = ("pandas", "numpy", "pyarrow", "httpx", "chatnb.client", "chatnb.export._sync")
+print(json.dumps(sorted(m for m in heavy if m in sys.modules)))
+"""
+
+
+def loaded_after(code: str) -> list[str]:
+    """Which heavy modules a fresh interpreter has imported after running ``code``."""
+    out = subprocess.run(
+        [sys.executable, "-c", _LOADED.format(code=code)], capture_output=True, text=True, check=True
+    )
+    return list(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_import_chatnb_the_emulator_and_the_serve_command_load_no_pandas() -> None:
+    assert loaded_after("import chatnb, chatnb.emulator") == []
+    serve_help = (
+        "import chatnb.cli\ntry:\n    chatnb.cli.main(['serve', '--help'])\nexcept SystemExit:\n    pass"
+    )
+    assert loaded_after(serve_help) == []
+    # the names and submodules are still there, imported on first use
+    assert "pandas" in loaded_after("from chatnb import ChatClient")
+    assert "chatnb.export._sync" in loaded_after("import chatnb; chatnb.export_history")
+    frames = loaded_after("import chatnb; assert chatnb.frames.MESSAGE_COLUMNS")
+    assert "pandas" in frames and "chatnb.client" not in frames

@@ -40,10 +40,14 @@ user and thread) so that it is not throttled at all.
 
 from __future__ import annotations
 
-from ._job import ExportProgress, ExportResult, ThreadExport
-from ._read import read_export
-from ._sync import export_history
-from ._writers import EXPORT_COLUMNS
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._job import ExportProgress, ExportResult, ThreadExport
+    from ._read import read_export
+    from ._sync import export_history
+    from ._writers import EXPORT_COLUMNS
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -53,3 +57,27 @@ __all__ = [
     "export_history",
     "read_export",
 ]
+
+# imported on first use (PEP 562): the ``chatnb export`` command line (``._cli``) is part of ``chatnb``'s
+# parser, which must not load pandas and pyarrow for ``chatnb serve``
+_LAZY: dict[str, str] = {
+    "EXPORT_COLUMNS": "._writers",
+    "ExportProgress": "._job",
+    "ExportResult": "._job",
+    "ThreadExport": "._job",
+    "export_history": "._sync",
+    "read_export": "._read",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
