@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ._core import CHAT_API_VERSION, Call, ChatOperations, Paged, RetryPolicy, ThreadOperations
+from ._stream import backoff_delay, bearer_token, make_http_client
 from ._time import now_us, to_datetime, to_us
 from .errors import (
     AuthenticationError,
@@ -65,7 +66,6 @@ from .events import (
     RealTimeNotificationDisconnected,
 )
 from .models import ChatMessage, ChatParticipant, ChatThreadItem, CommunicationUserIdentifier
-from .realtime import backoff_delay, bearer_token, make_http_client
 
 __all__ = ["Poller"]
 

@@ -30,14 +30,8 @@ from typing import Any
 
 import httpx
 
-from .realtime import (
-    STREAM_API_VERSION,
-    EventIterator,
-    Handler,
-    Mode,
-    RealtimeNotifications,
-    SSEDecoder,
-)
+from ._stream import STREAM_API_VERSION, SSEDecoder
+from .realtime import EventIterator, Handler, Mode, RealtimeNotifications
 
 __all__ = ["AsyncRealtimeMixin", "SyncRealtimeMixin", "probe_stream_position"]
 

@@ -30,24 +30,29 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 import ssl
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 import httpx
 
-from ._core import normalize_endpoint, parse_retry_after, resolve_verify
-from .errors import ChatError, error_from_response
+from ._stream import (
+    STREAM_API_VERSION,
+    EventStream,
+    SSEDecoder,
+    SSEMessage,
+    StreamUnavailable,
+    backoff_delay,
+    bearer_token,
+    make_http_client,
+)
 from .events import (
     EVENT_NAMES,
     Event,
     RealTimeNotificationConnected,
     RealTimeNotificationDisconnected,
-    parse_event,
 )
 
 __all__ = [
@@ -60,287 +65,19 @@ __all__ = [
     "SSEDecoder",
     "SSEMessage",
     "StreamUnavailable",
+    "backoff_delay",
     "bearer_token",
     "make_http_client",
 ]
 
 log = logging.getLogger("chatnb.realtime")
 
-STREAM_API_VERSION = "2024-03-07"
 Handler = Callable[[Any], "Awaitable[object] | object"]
 Mode = Literal["auto", "push", "poll"]
 
 
 class RealtimeWarning(UserWarning):
     """Something went wrong in real-time notifications that the stream survived (a failing handler)."""
-
-
-class StreamUnavailable(ChatError):
-    """The endpoint serves no chatnb event stream (it is not the emulator): poll instead."""
-
-
-# -- Server-Sent Events ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SSEMessage:
-    """One dispatched SSE event: its type (``"message"`` by default), data and the last event id."""
-
-    event: str
-    data: str
-    id: str | None
-
-
-class SSEDecoder:
-    """An incremental ``text/event-stream`` decoder following the WHATWG HTML rules.
-
-    Lines end in CRLF, LF or CR; ``:`` starts a comment; a blank line dispatches the event (not when it
-    has no data); ``id`` persists across events (and is ignored if it contains NUL); ``retry`` sets
-    :attr:`retry` (milliseconds). A partial event at the end of the stream is dropped.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = ""
-        self._started = False
-        self._data: list[str] = []
-        self._event = ""
-        self.last_event_id: str | None = None
-        self.retry: int | None = None
-
-    def feed(self, text: str) -> list[SSEMessage]:
-        if not self._started and text:
-            self._started = True
-            text = text.removeprefix("\ufeff")
-        self._buffer += text
-        out: list[SSEMessage] = []
-        start = 0
-        buf = self._buffer
-        while True:
-            cr, lf = buf.find("\r", start), buf.find("\n", start)
-            if cr < 0 and lf < 0:
-                break
-            end = lf if cr < 0 or (0 <= lf < cr) else cr
-            if buf[end] == "\r":
-                if end + 1 == len(buf):  # CR at the end: wait to see whether LF follows
-                    break
-                nxt = end + 2 if buf[end + 1] == "\n" else end + 1
-            else:
-                nxt = end + 1
-            message = self._line(buf[start:end])
-            if message is not None:
-                out.append(message)
-            start = nxt
-        self._buffer = buf[start:]
-        return out
-
-    def _line(self, line: str) -> SSEMessage | None:
-        if not line:
-            if not self._data:
-                self._event = ""
-                return None
-            message = SSEMessage(self._event or "message", "\n".join(self._data), self.last_event_id)
-            self._data, self._event = [], ""
-            return message
-        if line.startswith(":"):
-            return None
-        field, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if field == "event":
-            self._event = value
-        elif field == "data":
-            self._data.append(value)
-        elif field == "id":
-            if "\0" not in value:
-                self.last_event_id = value
-        elif field == "retry" and value.isdigit():
-            self.retry = int(value)
-        return None
-
-
-# -- plumbing shared with the poller ---------------------------------------------------------------
-
-
-async def bearer_token(credential: object) -> str:
-    """The current access token of ``credential``: a token string, or anything with ``get_token()``
-    (sync or async) returning a string or an object with ``.token``; a sync one runs in a thread, since
-    it may call a token refresher."""
-    if isinstance(credential, str):
-        return credential
-    get = getattr(credential, "get_token", None)
-    if get is None:
-        raise TypeError(f"credential must have get_token(), not {type(credential).__name__}")
-    if inspect.iscoroutinefunction(get):
-        result = await get()
-    else:
-        result = await asyncio.to_thread(get)
-        if inspect.isawaitable(result):
-            result = await result
-    token = result if isinstance(result, str) else getattr(result, "token", None)
-    if not isinstance(token, str):
-        raise TypeError("credential.get_token() returned no token")
-    return token
-
-
-def make_http_client(
-    endpoint: str,
-    verify: bool | str | ssl.SSLContext | None,
-    transport: httpx.AsyncBaseTransport | None,
-    read_timeout: float | None = 30.0,
-) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` trusting what the chatnb clients trust (the emulator's CA by default)."""
-    return httpx.AsyncClient(
-        verify=resolve_verify(normalize_endpoint(endpoint), verify),
-        transport=transport,
-        timeout=httpx.Timeout(10.0, read=read_timeout),
-    )
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """``initial * 2**attempt`` capped at ``maximum``, with jitter (50-100 % of it)."""
-    delay: float = min(maximum, initial * (2.0 ** min(attempt, 30)))
-    return delay * (0.5 + random.random() / 2)
-
-
-# -- push: the emulator's event stream -------------------------------------------------------------
-
-
-class EventStream:
-    """The emulator's event stream as an async iterator of events, surviving drops.
-
-    Yields :class:`RealTimeNotificationConnected` on every (re)connection and
-    :class:`RealTimeNotificationDisconnected` on every drop, and each chat event once, in journal order.
-
-    Args:
-        endpoint: the emulator's endpoint.
-        credential: a ``CommunicationTokenCredential`` (or token string); asked on every connect.
-        last_event_id: resume after this journal id (``None``: from now).
-        verify, transport: TLS trust and an optional ``httpx.AsyncBaseTransport``.
-        backoff: initial and maximum reconnect delay, in seconds.
-        read_timeout: seconds without a byte (the emulator sends a heartbeat every 15 s) before the
-            connection is considered dead.
-
-    Raises (from iteration):
-        StreamUnavailable: the endpoint serves no event stream.
-        AuthenticationError / ForbiddenError: the token is refused again and again, or lacks chat scope.
-    """
-
-    def __init__(
-        self,
-        endpoint: str,
-        credential: object,
-        *,
-        last_event_id: str | int | None = None,
-        verify: bool | str | ssl.SSLContext | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        backoff: tuple[float, float] = (0.2, 10.0),
-        read_timeout: float = 45.0,
-        max_auth_failures: int = 3,
-    ) -> None:
-        self.url = f"{normalize_endpoint(endpoint)}/chatnb/events?api-version={STREAM_API_VERSION}"
-        self._endpoint = endpoint
-        self._credential = credential
-        self._verify = verify
-        self._transport = transport
-        self._backoff = backoff
-        self._read_timeout = read_timeout
-        self._max_auth_failures = max_auth_failures
-        self.last_event_id: int | None = None if last_event_id is None else int(last_event_id)
-        self.connected = False
-        self.reconnects = 0
-        self.duplicates = 0
-
-    def __aiter__(self) -> AsyncGenerator[Event, None]:
-        return self._run()
-
-    async def _run(self) -> AsyncGenerator[Event, None]:
-        attempt = auth_failures = 0
-        async with make_http_client(
-            self._endpoint, self._verify, self._transport, self._read_timeout
-        ) as http:
-            while True:
-                reason = "the server ended the stream"
-                delay: float | None = None
-                try:
-                    headers = {
-                        "Authorization": f"Bearer {await bearer_token(self._credential)}",
-                        "Accept": "text/event-stream",
-                        "Cache-Control": "no-cache",
-                    }
-                    if self.last_event_id is not None:
-                        headers["Last-Event-ID"] = str(self.last_event_id)
-                    async with http.stream("GET", self.url, headers=headers) as response:
-                        status = response.status_code
-                        content_type = response.headers.get("content-type", "")
-                        if status == 200 and content_type.startswith("text/event-stream"):
-                            auth_failures = 0
-                            async for event in self._read(response):
-                                if isinstance(event, RealTimeNotificationConnected):
-                                    attempt = 0
-                                yield event
-                        else:
-                            await response.aread()
-                            reason = f"HTTP {status}"
-                            if status == 401:
-                                auth_failures += 1
-                                if auth_failures >= self._max_auth_failures:
-                                    raise error_from_response(response)
-                            elif status == 403:
-                                raise error_from_response(response)
-                            elif status in (429, 503) or status >= 500:
-                                delay = parse_retry_after(response.headers)
-                            else:
-                                raise StreamUnavailable(
-                                    f"{self._endpoint} serves no event stream (HTTP {status})"
-                                )
-                except httpx.TransportError as exc:
-                    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                except httpx.StreamError as exc:  # pragma: no cover - httpx misuse guard
-                    reason = repr(exc)
-                if self.connected:
-                    self.connected = False
-                    yield RealTimeNotificationDisconnected(reason=reason)
-                # A Retry-After is a minimum: a server answering 503 with "Retry-After: 0" again and again
-                # must not turn the reconnect loop into a busy loop.
-                delay = max(delay or 0.0, backoff_delay(attempt, *self._backoff))
-                log.log(
-                    logging.INFO if attempt == 0 else logging.DEBUG,
-                    "event stream: %s; retry in %.2fs",
-                    reason,
-                    delay,
-                )
-                attempt += 1
-                self.reconnects += 1
-                await asyncio.sleep(delay)
-
-    async def _read(self, response: httpx.Response) -> AsyncIterator[Event]:
-        decoder = SSEDecoder()
-        gap = False
-        async for chunk in response.aiter_text():
-            for message in decoder.feed(chunk):
-                if message.event == "journalGap":
-                    gap = True
-                    log.warning(
-                        "event stream: the server no longer holds some missed events: %s", message.data
-                    )
-                    continue
-                if message.event == RealTimeNotificationConnected.kind:
-                    resumed = message.id if message.id and message.id.isdigit() else None
-                    if resumed is not None:
-                        self.last_event_id = int(resumed)  # below ours only if the journal was reset
-                    self.connected = True
-                    yield RealTimeNotificationConnected(last_event_id=resumed, mode="push", journal_gap=gap)
-                    continue
-                event_id = int(message.id) if message.id and message.id.isdigit() else None
-                if event_id is not None:
-                    if self.last_event_id is not None and event_id <= self.last_event_id:
-                        self.duplicates += 1
-                        continue
-                    self.last_event_id = event_id
-                try:
-                    yield parse_event(message.event, message.data, event_id=event_id)
-                except ValueError as exc:
-                    log.debug("event stream: skipping %s event: %s", message.event, exc)
 
 
 # -- the engine --------------------------------------------------------------------------------------
