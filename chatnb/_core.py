@@ -5,46 +5,31 @@ that turns its response into a result or raises the typed error) or a :class:`Pa
 request, and how to turn each page into items, the next request, models and a DataFrame). The sync
 client (:mod:`chatnb.client`) and the async one (:mod:`chatnb.aio`) only authorise and send these, so the
 two behave the same by construction.
+
+This module holds what every API family shares: retries, transport settings, argument checks, ``Call``,
+``Paged`` and response parsing. The request builders are per family: :mod:`chatnb._chat_ops` (Chat:
+``ChatOperations``, ``ThreadOperations``) and :mod:`chatnb._identity_ops` (Identity:
+``IdentityOperations``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.utils
 import json
 import ssl
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pandas as pd
 
-from . import frames
-from ._signing import hmac_headers
 from ._time import format_rfc3339, parse_rfc3339, to_us
 from .errors import ChatError, error_from_response
-from .models import (
-    AccessToken,
-    ChatMessage,
-    ChatMessageReadReceipt,
-    ChatMessageType,
-    ChatParticipant,
-    ChatRetentionPolicy,
-    ChatThreadItem,
-    ChatThreadProperties,
-    CommunicationTokenScope,
-    CommunicationUserIdentifier,
-    CreateChatThreadResult,
-    SendChatMessageResult,
-    as_identifier,
-)
 from .paging import MessagePage
 
 __all__ = [
@@ -53,11 +38,9 @@ __all__ = [
     "IDENTITY_API_VERSION",
     "METADATA_API_VERSION",
     "Call",
-    "ChatOperations",
-    "IdentityOperations",
+    "Json",
     "Paged",
     "RetryPolicy",
-    "ThreadOperations",
     "message_page",
     "normalize_endpoint",
     "parse_connection_string",
@@ -257,68 +240,6 @@ def _start_time(value: object) -> str | None:
     return format_rfc3339(to_us(value))
 
 
-def _participant(value: object) -> ChatParticipant:
-    if isinstance(value, ChatParticipant):
-        return value
-    if hasattr(value, "identifier"):  # official-SDK participants, chatnb.session.User
-        return ChatParticipant(
-            as_identifier(value.identifier),
-            getattr(value, "display_name", None),
-            getattr(value, "share_history_time", None),
-            getattr(value, "metadata", None),
-        )
-    return ChatParticipant(as_identifier(value))
-
-
-def _participants(values: object, name: str) -> list[ChatParticipant]:
-    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
-        raise TypeError(f"{name} must be a list of ChatParticipant")
-    return [_participant(v) for v in values]
-
-
-def _participant_wire(p: ChatParticipant) -> Json:
-    out: Json = {"communicationIdentifier": p.identifier._to_wire()}
-    if p.display_name is not None:
-        out["displayName"] = p.display_name
-    if p.share_history_time is not None:
-        out["shareHistoryTime"] = format_rfc3339(to_us(p.share_history_time))
-    if p.metadata:
-        out["metadata"] = _metadata(p.metadata, "participant metadata")
-    return out
-
-
-def _scopes(scopes: object) -> list[str]:
-    if isinstance(scopes, str):
-        scopes = [scopes]
-    if not isinstance(scopes, Iterable):
-        raise TypeError("scopes must be a list of scope names, like ['chat']")
-    out: list[str] = []
-    for scope in scopes:
-        try:
-            out.append(CommunicationTokenScope(scope).value)
-        except ValueError:
-            known = ", ".join(s.value for s in CommunicationTokenScope)
-            raise ValueError(f"unknown token scope {scope!r}; known scopes: {known}") from None
-    if not out:
-        raise ValueError("scopes must name at least one scope, like ['chat']")
-    return out
-
-
-def _expires_in_minutes(value: object) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, timedelta):
-        raise TypeError("token_expires_in must be a datetime.timedelta")
-    minutes = int(value.total_seconds() // 60)
-    if not 60 <= minutes <= 1440:
-        raise ValueError("token_expires_in must be from 1 hour to 24 hours")
-    return minutes
-
-
-def _user_id(user: object) -> str:
-    return as_identifier(user).raw_id
-
-
 # -- requests and responses ---------------------------------------------------------------------
 
 
@@ -430,302 +351,3 @@ class _Requests:
 
     def _modern(self, needed: bool) -> str:
         return max(self.api_version, METADATA_API_VERSION) if needed else self.api_version
-
-
-def _errors_for(
-    participants: list[ChatParticipant], body: Json
-) -> list[tuple[ChatParticipant | None, ChatError]]:
-    by_id = {p.identifier.raw_id: p for p in participants}
-    return [
-        (by_id.get(str(e.get("target"))), ChatError._from_wire(e))
-        for e in body.get("invalidParticipants") or ()
-        if isinstance(e, dict)
-    ]
-
-
-class ChatOperations(_Requests):
-    """Thread-level operations of ``ChatClient``."""
-
-    def create_chat_thread(
-        self,
-        topic: object,
-        thread_participants: object = None,
-        idempotency_token: object = None,
-        metadata: object = None,
-        retention_policy: object = None,
-    ) -> Call[CreateChatThreadResult]:
-        body: Json = {"topic": _text(topic, "topic")}
-        participants = (
-            [] if thread_participants is None else _participants(thread_participants, "thread_participants")
-        )
-        body["participants"] = [_participant_wire(p) for p in participants]
-        meta = _metadata(metadata)
-        if meta is not None:
-            body["metadata"] = meta
-        if retention_policy is not None:
-            if not isinstance(retention_policy, ChatRetentionPolicy):
-                raise TypeError("retention_policy must be a ChatRetentionPolicy")
-            body["retentionPolicy"] = retention_policy._to_wire()
-        token = (
-            str(uuid.uuid4()) if idempotency_token is None else _text(idempotency_token, "idempotency_token")
-        )
-        modern = meta is not None or retention_policy is not None or any(p.metadata for p in participants)
-        request = self.request(
-            "POST",
-            "/chat/threads",
-            body=body,
-            headers={"repeatability-request-id": token},
-            api_version=self._modern(modern),
-        )
-
-        def parse(response: httpx.Response) -> CreateChatThreadResult:
-            out = _json(response)
-            errors = _errors_for(participants, out) if "invalidParticipants" in out else None
-            return CreateChatThreadResult(ChatThreadProperties._from_wire(out["chatThread"]), errors)
-
-        return Call(request, parse)
-
-    def list_chat_threads(
-        self, results_per_page: object = None, start_time: object = None
-    ) -> Paged[ChatThreadItem]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "startTime": _start_time(start_time),
-        }
-        return Paged(
-            self.request("GET", "/chat/threads", params=params),
-            ChatThreadItem._from_wire,
-            frames.threads_frame,
-        )
-
-    def delete_chat_thread(self, thread_id: object) -> Call[None]:
-        return Call(self.request("DELETE", _thread_path(thread_id)), _nothing)
-
-
-def _thread_path(thread_id: object) -> str:
-    return "/chat/threads/" + quote(_text(thread_id, "thread_id"), safe="")
-
-
-class ThreadOperations(_Requests):
-    """Operations of ``ChatThreadClient`` on one thread."""
-
-    def __init__(self, endpoint: str, thread_id: object, api_version: str) -> None:
-        super().__init__(endpoint, api_version)
-        self.thread_id = _text(thread_id, "thread_id")
-        self.path = _thread_path(thread_id)
-
-    def _message_path(self, message_id: object) -> str:
-        return f"{self.path}/messages/" + quote(_text(message_id, "message_id"), safe="")
-
-    def get_properties(self) -> Call[ChatThreadProperties]:
-        request = self.request("GET", self.path, api_version=self._modern(True))
-        return Call(request, lambda r: ChatThreadProperties._from_wire(_json(r)))
-
-    def update_properties(
-        self, topic: object = None, metadata: object = None, retention_policy: object = None
-    ) -> Call[None]:
-        body: Json = {}
-        if topic is not None:
-            body["topic"] = _text(topic, "topic")
-        meta = _metadata(metadata)
-        if meta is not None:
-            body["metadata"] = meta
-        if retention_policy is not None:
-            if not isinstance(retention_policy, ChatRetentionPolicy):
-                raise TypeError("retention_policy must be a ChatRetentionPolicy")
-            body["retentionPolicy"] = retention_policy._to_wire()
-        if not body:
-            raise ValueError("give a topic, metadata or retention_policy to update")
-        modern = meta is not None or retention_policy is not None
-        request = self.request("PATCH", self.path, body=body, api_version=self._modern(modern))
-        request.headers["Content-Type"] = "application/merge-patch+json"
-        return Call(request, _nothing)
-
-    def send_message(
-        self,
-        content: object,
-        chat_message_type: object = None,
-        sender_display_name: object = None,
-        metadata: object = None,
-    ) -> Call[SendChatMessageResult]:
-        body: Json = {"content": _text(content, "content")}
-        type_ = ChatMessageType.TEXT if chat_message_type is None else chat_message_type
-        try:
-            type_ = ChatMessageType(type_)
-        except ValueError:
-            raise ValueError(
-                f"chat_message_type must be 'text' or 'html', not {chat_message_type!r}"
-            ) from None
-        if type_ not in (ChatMessageType.TEXT, ChatMessageType.HTML):
-            raise ValueError(f"chat_message_type must be 'text' or 'html', not {type_.value!r}")
-        body["type"] = type_.value
-        name = _optional_text(sender_display_name, "sender_display_name")
-        if name is not None:
-            body["senderDisplayName"] = name
-        meta = _metadata(metadata)
-        if meta is not None:
-            body["metadata"] = meta
-        request = self.request("POST", f"{self.path}/messages", body=body)
-        return Call(request, lambda r: SendChatMessageResult(str(_json(r)["id"])))
-
-    def get_message(self, message_id: object) -> Call[ChatMessage]:
-        request = self.request("GET", self._message_path(message_id))
-        return Call(request, lambda r: ChatMessage._from_wire(_json(r)))
-
-    def list_messages(self, results_per_page: object = None, start_time: object = None) -> Paged[ChatMessage]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "startTime": _start_time(start_time),
-        }
-        request = self.request("GET", f"{self.path}/messages", params=params)
-        return Paged(request, ChatMessage._from_wire, frames.messages_frame)
-
-    def list_message_pages(
-        self, results_per_page: object = None, start_time: object = None, continuation_token: object = None
-    ) -> Paged[ChatMessage]:
-        """``list_messages``, or its continuation from a page's ``continuation_token``.
-
-        Raises:
-            ValueError: for a token with ``results_per_page`` or ``start_time`` (the token carries the
-                listing's own), or a token that is not a link of this thread's listing.
-        """
-        if continuation_token is None:
-            return self.list_messages(results_per_page, start_time)
-        if results_per_page is not None or start_time is not None:
-            raise ValueError(
-                "continuation_token carries the page size and start time of the listing it continues: "
-                "give it without results_per_page and start_time"
-            )
-        return self.list_messages().resume(continuation_token)
-
-    def update_message(
-        self, message_id: object, content: object = None, metadata: object = None
-    ) -> Call[None]:
-        path = self._message_path(message_id)
-        body: Json = {}
-        if content is not None:
-            body["content"] = _text(content, "content")
-        if metadata is not None:
-            if not isinstance(metadata, Mapping) or not all(
-                isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in metadata.items()
-            ):
-                raise TypeError("metadata must be a dict of str to str (None removes a key)")
-            body["metadata"] = dict(metadata)
-        if not body:
-            raise ValueError("give the new content or metadata of the message")
-        request = self.request("PATCH", path, body=body)
-        request.headers["Content-Type"] = "application/merge-patch+json"
-        return Call(request, _nothing)
-
-    def delete_message(self, message_id: object) -> Call[None]:
-        return Call(self.request("DELETE", self._message_path(message_id)), _nothing)
-
-    def list_participants(
-        self, results_per_page: object = None, skip: object = None
-    ) -> Paged[ChatParticipant]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "skip": _count(skip, "skip", 0),
-        }
-        request = self.request("GET", f"{self.path}/participants", params=params)
-        return Paged(request, ChatParticipant._from_wire, frames.participants_frame)
-
-    def add_participants(
-        self, thread_participants: object
-    ) -> Call[list[tuple[ChatParticipant | None, ChatError]]]:
-        participants = _participants(thread_participants, "thread_participants")
-        if not participants:
-            raise ValueError("thread_participants must not be empty")
-        body = {"participants": [_participant_wire(p) for p in participants]}
-        modern = any(p.metadata for p in participants)
-        request = self.request(
-            "POST", f"{self.path}/participants/:add", body=body, api_version=self._modern(modern)
-        )
-        return Call(request, lambda r: _errors_for(participants, _json(r)))
-
-    def remove_participant(self, identifier: object) -> Call[None]:
-        body = as_identifier(identifier)._to_wire()
-        return Call(self.request("POST", f"{self.path}/participants/:remove", body=body), _nothing)
-
-    def send_typing_notification(self, sender_display_name: object = None) -> Call[None]:
-        name = _optional_text(sender_display_name, "sender_display_name")
-        body = {} if name is None else {"senderDisplayName": name}
-        return Call(self.request("POST", f"{self.path}/typing", body=body), _nothing)
-
-    def send_read_receipt(self, message_id: object) -> Call[None]:
-        body = {"chatMessageId": _text(message_id, "message_id")}
-        return Call(self.request("POST", f"{self.path}/readReceipts", body=body), _nothing)
-
-    def list_read_receipts(
-        self, results_per_page: object = None, skip: object = None
-    ) -> Paged[ChatMessageReadReceipt]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "skip": _count(skip, "skip", 0),
-        }
-        request = self.request("GET", f"{self.path}/readReceipts", params=params)
-        return Paged(request, ChatMessageReadReceipt._from_wire, frames.read_receipts_frame)
-
-
-# -- identity ----------------------------------------------------------------------------------
-
-
-def _access_token(body: Json) -> AccessToken:
-    return AccessToken(str(body["token"]), parse_rfc3339(str(body["expiresOn"])))
-
-
-class IdentityOperations(_Requests):
-    """Operations of ``CommunicationIdentityClient``; requests are HMAC-signed with the access key."""
-
-    def __init__(self, endpoint: str, access_key: object, api_version: str = IDENTITY_API_VERSION) -> None:
-        super().__init__(endpoint, api_version)
-        key = getattr(access_key, "key", access_key)  # AzureKeyCredential-like objects
-        if not isinstance(key, str) or not key.strip():
-            raise TypeError("credential must be the resource's access key (a base64 string)")
-        try:
-            self._key = base64.b64decode(key.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise ValueError("the access key is not base64") from None
-
-    def __repr__(self) -> str:
-        return f"<IdentityOperations {self.endpoint}>"
-
-    def sign(self, request: httpx.Request) -> None:
-        """Add the HMAC-SHA256 headers to ``request`` (again on every attempt: they carry the time)."""
-        target = request.url.raw_path.decode("ascii")
-        host = request.headers.get("host") or request.url.netloc.decode("ascii")
-        request.headers.update(hmac_headers(self._key, request.method, target, host, request.content))
-
-    def create_user(self) -> Call[CommunicationUserIdentifier]:
-        request = self.request("POST", "/identities", body={})
-        return Call(request, lambda r: CommunicationUserIdentifier(str(_json(r)["identity"]["id"])))
-
-    def create_user_and_token(
-        self, scopes: object, token_expires_in: object = None
-    ) -> Call[tuple[CommunicationUserIdentifier, AccessToken]]:
-        body: Json = {"createTokenWithScopes": _scopes(scopes)}
-        minutes = _expires_in_minutes(token_expires_in)
-        if minutes is not None:
-            body["expiresInMinutes"] = minutes
-
-        def parse(response: httpx.Response) -> tuple[CommunicationUserIdentifier, AccessToken]:
-            out = _json(response)
-            return CommunicationUserIdentifier(str(out["identity"]["id"])), _access_token(out["accessToken"])
-
-        return Call(self.request("POST", "/identities", body=body), parse)
-
-    def get_token(self, user: object, scopes: object, token_expires_in: object = None) -> Call[AccessToken]:
-        path = "/identities/" + quote(_user_id(user), safe="") + "/:issueAccessToken"
-        body: Json = {"scopes": _scopes(scopes)}
-        minutes = _expires_in_minutes(token_expires_in)
-        if minutes is not None:
-            body["expiresInMinutes"] = minutes
-        return Call(self.request("POST", path, body=body), lambda r: _access_token(_json(r)))
-
-    def revoke_tokens(self, user: object) -> Call[None]:
-        path = "/identities/" + quote(_user_id(user), safe="") + "/:revokeAccessTokens"
-        return Call(self.request("POST", path, body={}), _nothing)
-
-    def delete_user(self, user: object) -> Call[None]:
-        path = "/identities/" + quote(_user_id(user), safe="")
-        return Call(self.request("DELETE", path), _nothing)

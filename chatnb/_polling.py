@@ -40,7 +40,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._core import CHAT_API_VERSION, Call, ChatOperations, Paged, RetryPolicy, ThreadOperations
+from ._chat_ops import ChatOperations, ThreadOperations
+from ._core import CHAT_API_VERSION, Call, Paged, RetryPolicy
 from ._stream import backoff_delay, bearer_token, make_http_client
 from ._time import now_us, to_datetime, to_us
 from .errors import (

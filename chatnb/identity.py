@@ -16,6 +16,7 @@ import httpx
 
 from . import _core
 from ._core import RetryPolicy
+from ._identity_ops import IdentityOperations
 from .client import _SyncBase
 from .models import AccessToken, CommunicationTokenScope, CommunicationUserIdentifier
 
@@ -47,7 +48,7 @@ class CommunicationIdentityClient(_SyncBase):
         retry_policy: RetryPolicy | None = None,
         api_version: str = _core.IDENTITY_API_VERSION,
     ) -> None:
-        self._ops = _core.IdentityOperations(endpoint, credential, api_version)
+        self._ops = IdentityOperations(endpoint, credential, api_version)
         self.api_version = api_version
         self._setup(
             endpoint,

@@ -17,13 +17,13 @@ import pytest
 import yaml
 
 import chatnb
-from chatnb import _core
+from chatnb import _chat_ops, _core, _identity_ops
 from chatnb.errors import ChatError
 
 ENDPOINT = "https://sanitized.communication.azure.com"
-THREAD = _core.ThreadOperations(ENDPOINT, "19:x@thread.v2", _core.CHAT_API_VERSION)
-CHAT = _core.ChatOperations(ENDPOINT, _core.CHAT_API_VERSION)
-IDENTITY = _core.IdentityOperations(ENDPOINT, "a2V5a2V5a2V5a2V5a2V5")
+THREAD = _chat_ops.ThreadOperations(ENDPOINT, "19:x@thread.v2", _core.CHAT_API_VERSION)
+CHAT = _chat_ops.ChatOperations(ENDPOINT, _core.CHAT_API_VERSION)
+IDENTITY = _identity_ops.IdentityOperations(ENDPOINT, "a2V5a2V5a2V5a2V5a2V5")
 USER = "8:acs:r_u"
 
 

@@ -20,6 +20,7 @@ import httpx
 import pandas as pd
 
 from .. import _core
+from .._chat_ops import ChatOperations, ThreadOperations
 from .._core import Call, Paged, RetryPolicy
 from .._realtime_client import AsyncRealtimeMixin
 from ..errors import ChatError, transport_error
@@ -183,7 +184,7 @@ class ChatClient(AsyncRealtimeMixin, _BearerBase):
             transport=transport,
             retry_policy=retry_policy,
         )
-        self._ops = _core.ChatOperations(self.endpoint, api_version)
+        self._ops = ChatOperations(self.endpoint, api_version)
 
     def __repr__(self) -> str:
         return f"<aio.ChatClient {self.endpoint}>"
@@ -240,7 +241,7 @@ class ChatThreadClient(_BearerBase):
         api_version: str = _core.CHAT_API_VERSION,
         _http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._ops = _core.ThreadOperations(endpoint, thread_id, api_version)
+        self._ops = ThreadOperations(endpoint, thread_id, api_version)
         self.credential = _credential(credential)
         self.api_version = api_version
         self._setup(
