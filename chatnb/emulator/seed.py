@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import islice
 
-from .store import Store, _dumps
+from .db import _dumps
+from .store import Store
 
 __all__ = ["seed_messages"]
 
