@@ -295,6 +295,11 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     With no event loop running in this thread, ``asyncio.run``. In a notebook cell (the kernel's loop
     is running in this thread), the loop itself must turn while we wait, so that the events being waited
     for are delivered: only here, and only then, is ``nest_asyncio2`` applied, to that loop.
+
+    The loop iteration that is running this cell was started by the unpatched ``_run_once``, which
+    counted the callbacks it will still pop before the nested run could consume some of them; topping
+    the ready queue back up with no-op callbacks keeps that outer iteration from popping an empty queue
+    (``IndexError: pop from an empty deque``, which kills the kernel).
     """
     try:
         loop = asyncio.get_running_loop()
@@ -303,4 +308,15 @@ def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     import nest_asyncio2
 
     nest_asyncio2.apply(loop)
-    return loop.run_until_complete(coro)
+    ready = getattr(loop, "_ready", None)
+    expected = len(ready) if ready is not None else 0
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        if ready is not None:
+            for _ in range(expected - len(ready)):
+                loop.call_soon(_nothing)
+
+
+def _nothing() -> None:
+    """A placeholder callback (see :func:`run_blocking`)."""
