@@ -76,6 +76,33 @@ def _participant_wire(p: ChatParticipant) -> Json:
     return out
 
 
+def _add_properties(body: Json, metadata: object, retention_policy: object) -> bool:
+    """Put a thread's ``metadata`` and ``retention_policy`` into ``body``; whether there was either (they
+    need API 2025-03-15)."""
+    meta = _metadata(metadata)
+    if meta is not None:
+        body["metadata"] = meta
+    if retention_policy is not None:
+        if not isinstance(retention_policy, ChatRetentionPolicy):
+            raise TypeError("retention_policy must be a ChatRetentionPolicy")
+        body["retentionPolicy"] = retention_policy._to_wire()
+    return meta is not None or retention_policy is not None
+
+
+def _page_size(results_per_page: object) -> int:
+    return _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE
+
+
+def _since(results_per_page: object, start_time: object) -> Json:
+    """The query of a listing paged with ``nextLink`` from ``start_time`` (threads, messages)."""
+    return {"maxPageSize": _page_size(results_per_page), "startTime": _start_time(start_time)}
+
+
+def _skipping(results_per_page: object, skip: object) -> Json:
+    """The query of a listing paged with ``skip`` (participants, read receipts)."""
+    return {"maxPageSize": _page_size(results_per_page), "skip": _count(skip, "skip", 0)}
+
+
 def _errors_for(
     participants: list[ChatParticipant], body: Json
 ) -> list[tuple[ChatParticipant | None, ChatError]]:
@@ -103,17 +130,10 @@ class ChatOperations(_Requests):
             [] if thread_participants is None else _participants(thread_participants, "thread_participants")
         )
         body["participants"] = [_participant_wire(p) for p in participants]
-        meta = _metadata(metadata)
-        if meta is not None:
-            body["metadata"] = meta
-        if retention_policy is not None:
-            if not isinstance(retention_policy, ChatRetentionPolicy):
-                raise TypeError("retention_policy must be a ChatRetentionPolicy")
-            body["retentionPolicy"] = retention_policy._to_wire()
+        modern = _add_properties(body, metadata, retention_policy) or any(p.metadata for p in participants)
         token = (
             str(uuid.uuid4()) if idempotency_token is None else _text(idempotency_token, "idempotency_token")
         )
-        modern = meta is not None or retention_policy is not None or any(p.metadata for p in participants)
         request = self.request(
             "POST",
             "/chat/threads",
@@ -132,12 +152,8 @@ class ChatOperations(_Requests):
     def list_chat_threads(
         self, results_per_page: object = None, start_time: object = None
     ) -> Paged[ChatThreadItem]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "startTime": _start_time(start_time),
-        }
         return Paged(
-            self.request("GET", "/chat/threads", params=params),
+            self.request("GET", "/chat/threads", params=_since(results_per_page, start_time)),
             ChatThreadItem._from_wire,
             frames.threads_frame,
         )
@@ -171,16 +187,9 @@ class ThreadOperations(_Requests):
         body: Json = {}
         if topic is not None:
             body["topic"] = _text(topic, "topic")
-        meta = _metadata(metadata)
-        if meta is not None:
-            body["metadata"] = meta
-        if retention_policy is not None:
-            if not isinstance(retention_policy, ChatRetentionPolicy):
-                raise TypeError("retention_policy must be a ChatRetentionPolicy")
-            body["retentionPolicy"] = retention_policy._to_wire()
+        modern = _add_properties(body, metadata, retention_policy)
         if not body:
             raise ValueError("give a topic, metadata or retention_policy to update")
-        modern = meta is not None or retention_policy is not None
         request = self.request("PATCH", self.path, body=body, api_version=self._modern(modern))
         request.headers["Content-Type"] = "application/merge-patch+json"
         return Call(request, _nothing)
@@ -217,11 +226,7 @@ class ThreadOperations(_Requests):
         return Call(request, lambda r: ChatMessage._from_wire(_json(r)))
 
     def list_messages(self, results_per_page: object = None, start_time: object = None) -> Paged[ChatMessage]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "startTime": _start_time(start_time),
-        }
-        request = self.request("GET", f"{self.path}/messages", params=params)
+        request = self.request("GET", f"{self.path}/messages", params=_since(results_per_page, start_time))
         return Paged(request, ChatMessage._from_wire, frames.messages_frame)
 
     def list_message_pages(
@@ -267,11 +272,7 @@ class ThreadOperations(_Requests):
     def list_participants(
         self, results_per_page: object = None, skip: object = None
     ) -> Paged[ChatParticipant]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "skip": _count(skip, "skip", 0),
-        }
-        request = self.request("GET", f"{self.path}/participants", params=params)
+        request = self.request("GET", f"{self.path}/participants", params=_skipping(results_per_page, skip))
         return Paged(request, ChatParticipant._from_wire, frames.participants_frame)
 
     def add_participants(
@@ -303,9 +304,5 @@ class ThreadOperations(_Requests):
     def list_read_receipts(
         self, results_per_page: object = None, skip: object = None
     ) -> Paged[ChatMessageReadReceipt]:
-        params = {
-            "maxPageSize": _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE,
-            "skip": _count(skip, "skip", 0),
-        }
-        request = self.request("GET", f"{self.path}/readReceipts", params=params)
+        request = self.request("GET", f"{self.path}/readReceipts", params=_skipping(results_per_page, skip))
         return Paged(request, ChatMessageReadReceipt._from_wire, frames.read_receipts_frame)

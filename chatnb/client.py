@@ -25,7 +25,7 @@ from . import _core
 from ._chat_ops import ChatOperations, ThreadOperations
 from ._core import Call, Paged, RetryPolicy
 from ._realtime_client import SyncRealtimeMixin
-from .credential import CommunicationTokenCredential
+from .credential import CommunicationTokenCredential, as_credential
 from .errors import ChatError, transport_error
 from .models import (
     ChatMessage,
@@ -136,14 +136,6 @@ class _SyncBase:
         self.close()
 
 
-def _credential(credential: object) -> Any:
-    if isinstance(credential, str):
-        return CommunicationTokenCredential(credential)
-    if credential is None or not callable(getattr(credential, "get_token", None)):
-        raise TypeError("credential must be a CommunicationTokenCredential")
-    return credential
-
-
 class _BearerBase(_SyncBase):
     credential: Any
     api_version: str
@@ -187,7 +179,7 @@ class ChatClient(SyncRealtimeMixin, _BearerBase):
         retry_policy: RetryPolicy | None = None,
         api_version: str = _core.CHAT_API_VERSION,
     ) -> None:
-        self.credential = _credential(credential)
+        self.credential = as_credential(credential, CommunicationTokenCredential)
         self.api_version = api_version
         self._setup(
             endpoint,
@@ -275,7 +267,7 @@ class ChatThreadClient(_BearerBase):
         _http_client: httpx.Client | None = None,
     ) -> None:
         self._ops = ThreadOperations(endpoint, thread_id, api_version)
-        self.credential = _credential(credential)
+        self.credential = as_credential(credential, CommunicationTokenCredential)
         self.api_version = api_version
         self._setup(
             endpoint,

@@ -26,7 +26,15 @@ from typing import Any
 from ._time import parse_rfc3339
 from .models import AccessToken
 
-__all__ = ["REFRESH_WINDOW", "CommunicationTokenCredential", "coerce_access_token", "token_expiry"]
+__all__ = [
+    "REFRESH_WINDOW",
+    "CommunicationTokenCredential",
+    "as_credential",
+    "coerce_access_token",
+    "first_token",
+    "refresh_mode",
+    "token_expiry",
+]
 
 REFRESH_WINDOW = timedelta(minutes=10)
 
@@ -81,6 +89,41 @@ def _remaining(token: AccessToken) -> float:
     return token.expires_on.timestamp() - time.time()
 
 
+def first_token(token: object, token_refresher: object, proactive_refresh: bool) -> AccessToken:
+    """Check the arguments of a credential (sync or async) and read the token's expiry.
+
+    Raises:
+        TypeError: for a token that is not a string, or a refresher that is not callable.
+        ValueError: for a token that is not a JWT with ``exp``, or ``proactive_refresh`` without refresher.
+    """
+    if not isinstance(token, str):
+        raise TypeError("token must be a string")
+    if token_refresher is not None and not callable(token_refresher):
+        raise TypeError("token_refresher must be callable")
+    if proactive_refresh and token_refresher is None:
+        raise ValueError("proactive_refresh=True needs a token_refresher")
+    return AccessToken(token, token_expiry(token))
+
+
+def refresh_mode(proactive: bool, refresher: object) -> str:
+    """How a credential refreshes, for its repr: ``proactive``, ``on demand`` or ``none``."""
+    return "proactive" if proactive else ("on demand" if refresher else "none")
+
+
+def as_credential(credential: object, wrap: Callable[[str], Any]) -> Any:
+    """A client's ``credential`` argument: a token string wrapped with ``wrap`` (the credential class of
+    the client's flavour), or an object with ``get_token()``.
+
+    Raises:
+        TypeError: for anything else.
+    """
+    if isinstance(credential, str):
+        return wrap(credential)
+    if credential is None or not callable(getattr(credential, "get_token", None)):
+        raise TypeError("credential must be a CommunicationTokenCredential")
+    return credential
+
+
 class CommunicationTokenCredential:
     """A user's access token for the Chat API, optionally refreshed.
 
@@ -102,13 +145,7 @@ class CommunicationTokenCredential:
         token_refresher: Callable[[], Any] | None = None,
         proactive_refresh: bool = False,
     ) -> None:
-        if not isinstance(token, str):
-            raise TypeError("token must be a string")
-        if token_refresher is not None and not callable(token_refresher):
-            raise TypeError("token_refresher must be callable")
-        if proactive_refresh and token_refresher is None:
-            raise ValueError("proactive_refresh=True needs a token_refresher")
-        self._token = AccessToken(token, token_expiry(token))
+        self._token = first_token(token, token_refresher, proactive_refresh)
         self._refresher = token_refresher
         self._proactive = proactive_refresh
         self._lock = threading.RLock()
@@ -118,8 +155,8 @@ class CommunicationTokenCredential:
             self._schedule()
 
     def __repr__(self) -> str:
-        refresh = "proactive" if self._proactive else ("on demand" if self._refresher else "none")
         expires = self._token.expires_on.isoformat()
+        refresh = refresh_mode(self._proactive, self._refresher)
         return f"<CommunicationTokenCredential expires_on={expires} refresh={refresh}>"
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:

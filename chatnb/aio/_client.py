@@ -23,6 +23,7 @@ from .. import _core
 from .._chat_ops import ChatOperations, ThreadOperations
 from .._core import Call, Paged, RetryPolicy
 from .._realtime_client import AsyncRealtimeMixin
+from ..credential import as_credential
 from ..errors import ChatError, transport_error
 from ..models import (
     ChatMessage,
@@ -140,14 +141,6 @@ class _AsyncBase:
         await self.close()
 
 
-def _credential(credential: object) -> Any:
-    if isinstance(credential, str):
-        return CommunicationTokenCredential(credential)
-    if credential is None or not callable(getattr(credential, "get_token", None)):
-        raise TypeError("credential must be a CommunicationTokenCredential")
-    return credential
-
-
 class _BearerBase(_AsyncBase):
     credential: Any
     api_version: str
@@ -175,7 +168,7 @@ class ChatClient(AsyncRealtimeMixin, _BearerBase):
         retry_policy: RetryPolicy | None = None,
         api_version: str = _core.CHAT_API_VERSION,
     ) -> None:
-        self.credential = _credential(credential)
+        self.credential = as_credential(credential, CommunicationTokenCredential)
         self.api_version = api_version
         self._setup(
             endpoint,
@@ -242,7 +235,7 @@ class ChatThreadClient(_BearerBase):
         _http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._ops = ThreadOperations(endpoint, thread_id, api_version)
-        self.credential = _credential(credential)
+        self.credential = as_credential(credential, CommunicationTokenCredential)
         self.api_version = api_version
         self._setup(
             endpoint,

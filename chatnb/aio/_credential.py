@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..credential import REFRESH_WINDOW, _remaining, coerce_access_token, token_expiry
+from ..credential import REFRESH_WINDOW, _remaining, coerce_access_token, first_token, refresh_mode
 from ..models import AccessToken
 
 __all__ = ["CommunicationTokenCredential"]
@@ -29,13 +29,7 @@ class CommunicationTokenCredential:
         token_refresher: Callable[[], Any] | None = None,
         proactive_refresh: bool = False,
     ) -> None:
-        if not isinstance(token, str):
-            raise TypeError("token must be a string")
-        if token_refresher is not None and not callable(token_refresher):
-            raise TypeError("token_refresher must be callable")
-        if proactive_refresh and token_refresher is None:
-            raise ValueError("proactive_refresh=True needs a token_refresher")
-        self._token = AccessToken(token, token_expiry(token))
+        self._token = first_token(token, token_refresher, proactive_refresh)
         self._refresher = token_refresher
         self._proactive = proactive_refresh
         self._lock: asyncio.Lock | None = None
@@ -43,8 +37,8 @@ class CommunicationTokenCredential:
         self._closed = False
 
     def __repr__(self) -> str:
-        refresh = "proactive" if self._proactive else ("on demand" if self._refresher else "none")
         expires = self._token.expires_on.isoformat()
+        refresh = refresh_mode(self._proactive, self._refresher)
         return f"<CommunicationTokenCredential (async) expires_on={expires} refresh={refresh}>"
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:

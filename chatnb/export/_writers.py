@@ -150,7 +150,8 @@ class Writer:
 
 
 class _AppendWriter(Writer):
-    """CSV and JSON Lines: one file per partition, appended to run after run."""
+    """CSV and JSON Lines: one file per partition, appended to run after run (and the base of the HTML
+    writer, which appends to spool files)."""
 
     name = ""
 
@@ -328,7 +329,7 @@ class _ParquetWriter(Writer):
         self._buffered.clear()
 
 
-class _HtmlWriter(Writer):
+class _HtmlWriter(_AppendWriter):
     """HTML: page fragments spooled per partition, assembled into a transcript at the end of the run."""
 
     ext = "html"
@@ -336,32 +337,18 @@ class _HtmlWriter(Writer):
     def __init__(self, *args: Any, html_pages: dict[str, list[int]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.html_pages = html_pages
-        self._open: dict[str, Any] = {}
 
     def _spool_rel(self, month: str | None) -> str:
         return self._rel(month, f".transcript-r{self.run:04d}.spool")
 
     def _write(self, month: str | None, frame: pd.DataFrame) -> None:
         rel = self._spool_rel(month)
-        fh = self._open.get(rel)
-        if fh is None:
-            path = self.out / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fh = path.open("ab")
-            self._open[rel] = fh
+        fh = self._handle(rel)
         fh.write(render_rows(frame).encode())
         self.html_pages.setdefault(rel, []).append(fh.tell())
 
-    def commit(self) -> None:
-        for rel, fh in self._open.items():
-            fh.flush()
-            os.fsync(fh.fileno())
-            self.files[rel] = fh.tell()
-        super().commit()
-
     def finish(self, topic: str) -> None:
-        self.commit()
-        self.close()
+        super().finish(topic)  # commit and close the spools
         name = "transcript.html" if self.run == 1 else f"transcript-r{self.run:04d}.html"
         for rel, ends in sorted(self.html_pages.items()):
             spool = self.out / rel
@@ -378,11 +365,6 @@ class _HtmlWriter(Writer):
     def cleanup_spools(self) -> None:
         for rel in self.html_pages:
             (self.out / rel).unlink(missing_ok=True)
-
-    def close(self) -> None:
-        for fh in self._open.values():
-            fh.close()
-        self._open.clear()
 
 
 def make_writer(
