@@ -99,10 +99,8 @@ def ca_for_endpoint(endpoint: str) -> Path | None:
 
 def _private_file(path: Path) -> None:
     """Create ``path`` readable by its owner only, if it does not exist yet (chat content is private)."""
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 def _bind(host: str, port: int) -> socket.socket:
