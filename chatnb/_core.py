@@ -307,6 +307,8 @@ class Paged(Generic[M]):
         """
         if not isinstance(continuation_token, str):
             raise TypeError(f"continuation_token must be a string, not {type(continuation_token).__name__}")
+        if not continuation_token.strip():
+            raise ValueError("continuation_token must not be empty (the last page has None: nothing more)")
         try:
             request = self.follow(continuation_token)
         except httpx.InvalidURL:

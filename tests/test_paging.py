@@ -148,6 +148,8 @@ async def test_bad_tokens(chat: Any, emulator: Emulator, user: Any) -> None:
         thread.iter_message_pages(continuation_token=elsewhere)
     with pytest.raises(TypeError, match="continuation_token must be a string"):
         thread.iter_message_pages(continuation_token=42)
+    with pytest.raises(ValueError, match="must not be empty"):
+        thread.iter_message_pages(continuation_token=" ")
     # a token the service does not recognise is its 400
     with pytest.raises(chatnb.BadRequestError):
         await collect(thread.iter_message_pages(continuation_token=_with_query(token, syncState="zz")))
