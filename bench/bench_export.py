@@ -26,6 +26,7 @@ from _common import EmulatorProcess, seeded_emulator
 _CHILD = """
 import json, resource, sys, time
 import chatnb
+chatnb.export_history  # imported on first use: load the export (pandas, pyarrow) before the baseline
 endpoint, token, ca, thread_id, out, fmt, month = sys.argv[1:8]
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with chatnb.ChatClient(endpoint, token, connection_verify=ca) as chat:
