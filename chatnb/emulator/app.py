@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .auth import TokenIssuer, verify_hmac
 from .errors import BadRequest, NotFound, PayloadTooLarge, ServiceError, Unauthorized
@@ -234,9 +232,6 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 def create_app(state: EmulatorState) -> Starlette:
     """The ASGI application serving the Identity and Chat APIs over ``state``."""
     from . import chat, events, identity
@@ -253,15 +248,6 @@ def create_app(state: EmulatorState) -> Starlette:
     app.router.redirect_slashes = False  # the service answers 404, not a redirect, for a trailing slash
     app.state.emulator = state
     return app
-
-
-def route(path: str, endpoint: Handler, methods: list[str]) -> Route:
-    return Route(path, endpoint, methods=methods)
-
-
-def require(condition: bool, message: str, target: str | None = None) -> None:
-    if not condition:
-        raise BadRequest(message, target=target)
 
 
 def bearer_token(request: Request) -> str:

@@ -437,11 +437,11 @@ async def delete_message(request: Request) -> Response:
 # -- participants ------------------------------------------------------------------------------
 
 
-def _skip_page(request: Request, caller: Caller) -> tuple[int, int]:
+def _skip_page(request: Request) -> tuple[int, int]:
     return _int_param(request, "skip", 0, 0, None), _page_size(request)
 
 
-def _skip_next(request: Request, caller: Caller, skip: int, limit: int, more: bool) -> Any:
+def _skip_next(caller: Caller, skip: int, limit: int, more: bool) -> dict[str, Any] | None:
     if not more:
         return None
     return {"skip": skip + limit, "maxPageSize": limit, "api-version": caller.version}
@@ -450,9 +450,9 @@ def _skip_next(request: Request, caller: Caller, skip: int, limit: int, more: bo
 async def list_participants(request: Request) -> Response:
     caller = authenticate(request, continuation="skip" in request.query_params)
     thread, _ = _member_thread(request, caller)
-    skip, limit = _skip_page(request, caller)
+    skip, limit = _skip_page(request)
     rows = _store(request).list_participants(thread.id, skip=skip, limit=limit + 1)
-    next_query = _skip_next(request, caller, skip, limit, len(rows) > limit)
+    next_query = _skip_next(caller, skip, limit, len(rows) > limit)
     return _page([participant_json(p) for p in rows[:limit]], next_query, request)
 
 
@@ -519,7 +519,7 @@ async def send_read_receipt(request: Request) -> Response:
 async def list_read_receipts(request: Request) -> Response:
     caller = authenticate(request, continuation="skip" in request.query_params)
     thread, _ = _member_thread(request, caller)
-    skip, limit = _skip_page(request, caller)
+    skip, limit = _skip_page(request)
     rows = _store(request).list_read_receipts(thread.id, skip=skip, limit=limit + 1)
     items = [
         {
@@ -529,7 +529,7 @@ async def list_read_receipts(request: Request) -> Response:
         }
         for reader, message_id, read_on in rows[:limit]
     ]
-    return _page(items, _skip_next(request, caller, skip, limit, len(rows) > limit), request)
+    return _page(items, _skip_next(caller, skip, limit, len(rows) > limit), request)
 
 
 async def realtime_config(request: Request) -> Response:
