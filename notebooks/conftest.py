@@ -17,16 +17,15 @@ what nbval itself does not:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from chatnb.emulator import stop_announced
 
 HERE = Path(__file__).resolve().parent
 SANITIZE = HERE / "nbval_sanitize.cfg"
@@ -74,31 +73,9 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 
 def _stop_emulator(home: Path) -> None:
     """Stop the emulator a notebook left running in ``home`` (it normally stops it itself)."""
-    try:
-        info = json.loads((home / "emulator" / "server.json").read_text())
-        pid = int(info["pid"])
-        proc = Path(f"/proc/{pid}/cmdline")
-        command = proc.read_bytes().split(b"\0") if Path("/proc").is_dir() else [b"chatnb", b"serve"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if b"chatnb" not in command or b"serve" not in command:  # the pid is someone else's now
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    stop_announced(home / "emulator")
 
 
-@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield
     key = _notebook_key(item)

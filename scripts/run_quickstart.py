@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
-import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -76,23 +73,9 @@ def _summary(nb: Any) -> dict[str, Any]:
 
 def _stop_leftover_emulator(home: Path) -> None:
     """Stop the emulator the notebook started if it did not get to its last cell."""
-    try:
-        pid = int(json.loads((home / "emulator" / "server.json").read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # none announced: the notebook stopped it (or never started one)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    from chatnb.emulator import stop_announced
+
+    stop_announced(home / "emulator")
 
 
 def _report(nb: Any, notebook: Path, out: Path, elapsed: float) -> None:

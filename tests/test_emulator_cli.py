@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from chatnb.cli import main
-from chatnb.emulator import Emulator
+from chatnb.emulator import Emulator, stop_announced
 from chatnb.emulator.certs import ensure_certificate
 from tests.wire_helpers import LogRecords, Served, Wire, q
 
@@ -165,3 +165,15 @@ def test_stop_ends_open_event_streams_without_a_shutdown_error() -> None:
     finally:
         wire.close()
         emu.stop()
+
+
+def test_stop_announced_stops_the_serve_process_of_a_location(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    location = tmp_path / "emu"
+    assert stop_announced(location) is False  # nothing announced there
+    served = serve("--location", str(location))
+    assert stop_announced(location) is True
+    assert served.process.wait(15) == 0  # SIGTERM: a clean shutdown
+    assert not (location / "server.json").exists()
+    assert stop_announced(location) is False

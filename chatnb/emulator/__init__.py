@@ -6,7 +6,14 @@
 """
 
 from .limits import FaultPlan, RateLimiter
-from .server import DEFAULT_LOCATION, Emulator, LocationInUse, ca_for_endpoint, read_server_info
+from .server import (
+    DEFAULT_LOCATION,
+    Emulator,
+    LocationInUse,
+    ca_for_endpoint,
+    read_server_info,
+    stop_announced,
+)
 
 __all__ = [
     "DEFAULT_LOCATION",
@@ -16,4 +23,5 @@ __all__ = [
     "RateLimiter",
     "ca_for_endpoint",
     "read_server_info",
+    "stop_announced",
 ]

@@ -21,6 +21,7 @@ import signal
 import socket
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "ca_for_endpoint",
     "default_location",
     "read_server_info",
+    "stop_announced",
 ]
 
 DEFAULT_LOCATION = Path(os.environ.get("CHATNB_HOME", Path.home() / ".chatnb")) / "emulator"
@@ -71,6 +73,39 @@ def read_server_info(location: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return info
+
+
+def stop_announced(location: Path, *, timeout: float = 10.0) -> bool:
+    """Stop the ``chatnb serve`` process announced in ``location/server.json``; ``True`` if one was.
+
+    SIGTERM (a clean shutdown), then SIGKILL after ``timeout`` seconds. A pid that no longer belongs to a
+    ``chatnb serve`` process (where ``/proc`` can tell) is left alone.
+    """
+    info = read_server_info(location)
+    try:
+        pid = int((info or {})["pid"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        command = [b"chatnb", b"serve"] if not Path("/proc").is_dir() else []
+    if b"chatnb" not in command or b"serve" not in command:  # gone, or the pid is someone else's now
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
 
 
 _RUNNING: dict[str, Path] = {}
