@@ -2,7 +2,8 @@
 
 >>> credential = CommunicationTokenCredential(token)                       # fixed token
 >>> credential = CommunicationTokenCredential(token, token_refresher=fetch)   # refreshed on demand
->>> (await credential.get_token()).expires_on
+>>> token = await credential.get_token()
+>>> token.expires_on
 datetime.datetime(2026, ..., tzinfo=datetime.timezone.utc)
 
 With a ``token_refresher`` (a callable returning a fresh token: an :class:`~chatnb.AccessToken`, a token

@@ -1,5 +1,5 @@
-"""The one sender: authorises, retries and pages every request chatnb makes (async; the source of
-``chatnb/_sender.py``).
+"""The one sender: authorises, retries and pages every request chatnb makes (written once, async, in
+``chatnb/aio/_sender.py``; ``chatnb/_sender.py`` is generated from it).
 
 :class:`Sender` takes the requests the sans-I/O core builds (:mod:`chatnb._core`) and sends them through
 one ``httpx.AsyncClient``: it authorises every attempt (:class:`BearerAuth` for a user's token,

@@ -1,5 +1,6 @@
-"""``export_history`` over the clients of chatnb.aio (the source ``scripts/unasync.py`` generates the
-sync ``chatnb.export_history`` from; see :mod:`chatnb.export`).
+"""The driver of ``export_history``, for the sync clients (``chatnb``) and the async ones (``chatnb.aio``):
+written once, async, in ``chatnb/export/_aio.py``; ``chatnb/export/_sync.py`` is generated from it
+(``scripts/unasync.py``). See :mod:`chatnb.export`.
 
 >>> async with ChatClient(endpoint, credential) as chat:
 ...     await export_history(chat, "export/", incremental=True)
@@ -143,7 +144,7 @@ async def export_history(
 
     Args:
         client: a :class:`~chatnb.aio.ChatClient` (or a :class:`~chatnb.aio.ChatThreadClient` for its
-            thread), or a :class:`~chatnb.User`'s chat client.
+            thread).
         out: the output directory (created if needed); the export owns the files it writes there.
         threads: a thread id or a list of them; ``None`` (or ``"all"``) exports every thread of the user.
         format: ``"parquet"`` (default), ``"csv"``, ``"jsonl"`` or ``"html"``.
@@ -170,7 +171,7 @@ async def export_history(
     Raises:
         ValueError, TypeError: for bad arguments, before any request; ValueError also when an
             incremental export finds a state made with other settings. TypeError also for a client of
-            the other flavour (a sync client given to ``chatnb.aio.export_history`` or the reverse).
+            the other flavour (a chatnb.aio client for the sync export, a sync one for the chatnb.aio one).
         chatnb.ChatError: service errors (a thread that does not exist, no permission, throttling that
             outlasts the retries...). The state keeps what was committed; run again to resume.
     """
