@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ._tokens import as_credential as _as_credential
-from ._tokens import token_text
+from ._tokens import token_getter, token_text
 
 __all__ = [
     "Ahead",
@@ -70,9 +70,7 @@ def bearer_token(credential: object) -> str:
     """
     if isinstance(credential, str):
         return credential
-    get = getattr(credential, "get_token", None)
-    if get is None:
-        raise TypeError(f"credential must have get_token(), not {type(credential).__name__}")
+    get = token_getter(credential)
     if inspect.iscoroutinefunction(get):
         raise TypeError(_ASYNC_CREDENTIAL.format(name=type(credential).__name__))
     result = get()

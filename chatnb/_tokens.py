@@ -28,6 +28,7 @@ __all__ = [
     "refresh_mode",
     "seconds_left",
     "token_expiry",
+    "token_getter",
     "token_text",
     "token_user_id",
 ]
@@ -108,6 +109,18 @@ def coerce_access_token(value: object) -> AccessToken:
     else:
         when = token_expiry(token)
     return AccessToken(token, when)
+
+
+def token_getter(credential: object) -> Callable[..., Any]:
+    """The ``get_token`` method of ``credential`` (sync or async).
+
+    Raises:
+        TypeError: if it has none.
+    """
+    get = getattr(credential, "get_token", None)
+    if not callable(get):
+        raise TypeError(f"credential must have get_token(), not {type(credential).__name__}")
+    return get  # type: ignore[no-any-return]
 
 
 def token_text(result: object) -> str:

@@ -311,11 +311,7 @@ def parse_participants(value: Any) -> tuple[ChatParticipant, ...]:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A datetime from an RFC 3339 string (``None`` for anything else but a datetime).
-
-    Raises:
-        ValueError: for a string that is not an RFC 3339 date-time.
-    """
+    """A datetime from an RFC 3339 string (a ``ValueError`` if it is not one); ``None`` for the rest."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:
