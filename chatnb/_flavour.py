@@ -12,8 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ._tokens import as_credential as _as_credential
-from ._tokens import token_getter, token_text
+from ._tokens import token_getter, token_text, wrap_credential
 
 __all__ = [
     "Ahead",
@@ -87,7 +86,7 @@ def as_credential(credential: object, wrap: Callable[[str], Any]) -> Any:
     Raises:
         TypeError: for anything else, an async credential included (it names the fix).
     """
-    checked = _as_credential(credential, wrap)
+    checked = wrap_credential(credential, wrap)
     if inspect.iscoroutinefunction(checked.get_token):
         raise TypeError(_ASYNC_CREDENTIAL.format(name=type(checked).__name__))
     return checked

@@ -22,7 +22,6 @@ from .models import AccessToken
 
 __all__ = [
     "REFRESH_WINDOW",
-    "as_credential",
     "coerce_access_token",
     "first_token",
     "refresh_mode",
@@ -31,6 +30,7 @@ __all__ = [
     "token_getter",
     "token_text",
     "token_user_id",
+    "wrap_credential",
 ]
 
 REFRESH_WINDOW = timedelta(minutes=10)
@@ -162,7 +162,7 @@ def refresh_mode(proactive: bool, refresher: object) -> str:
     return "proactive" if proactive else ("on demand" if refresher else "none")
 
 
-def as_credential(credential: object, wrap: Callable[[str], Any]) -> Any:
+def wrap_credential(credential: object, wrap: Callable[[str], Any]) -> Any:
     """A client's ``credential`` argument: a token string wrapped with ``wrap`` (the credential class of
     the client's flavour), or an object with ``get_token()``.
 

@@ -6,8 +6,9 @@
 
 - **push** (:class:`EventStream`): the emulator's Server-Sent Events stream
   (``GET /chatnb/events?api-version=2024-03-07`` with the user's bearer token). After a drop it reconnects
-  with bounded exponential backoff and jitter (waiting at least the ``Retry-After`` of a 429/503), sends
-  ``Last-Event-ID`` and gets what it missed; events are de-duplicated by id, so a handler sees every event
+  with bounded exponential backoff and jitter, waiting at least what the server asked for (the
+  ``Retry-After`` of a 429/503, else the stream's ``retry:`` field), sends ``Last-Event-ID`` and gets
+  what it missed; events are de-duplicated by id, so a handler sees every event
   once, in order. The token comes from the credential on every (re)connect, so a refreshed token is
   picked up.
 - **poll** (:class:`~chatnb._polling.Poller`): the real service has no push channel for Python, so the

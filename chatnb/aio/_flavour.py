@@ -15,8 +15,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from .._tokens import as_credential as _as_credential
-from .._tokens import token_getter, token_text
+from .._tokens import token_getter, token_text, wrap_credential
 
 __all__ = [
     "Ahead",
@@ -84,7 +83,7 @@ def as_credential(credential: object, wrap: Callable[[str], Any]) -> Any:
     Raises:
         TypeError: for anything else.
     """
-    return _as_credential(credential, wrap)
+    return wrap_credential(credential, wrap)
 
 
 def require_client(client: object, function: str) -> None:
