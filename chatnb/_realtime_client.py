@@ -24,6 +24,8 @@ See :mod:`chatnb.realtime` for push versus polling (real ACS: no typing indicato
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
 import threading
 import warnings
 from datetime import datetime, timezone
@@ -38,6 +40,7 @@ from .realtime import EventIterator, Handler, Mode, RealtimeNotifications
 
 __all__ = ["AsyncRealtimeMixin", "RealtimeMixin", "probe_stream_position"]
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 _REMINDER = (
     "{client}.on(): handlers are called only while real-time notifications run, and they were not "
     "started: call {client}.start_realtime_notifications() (after on(), so that no event is missed)"
@@ -63,6 +66,14 @@ def probe_stream_position(sender: Sender, endpoint: str, timeout: float = 5.0) -
     except (ChatError, httpx.HTTPError):  # no answer (or a refused token): the engine finds out itself
         return None
     return None
+
+
+def _outside() -> int:
+    """The ``stacklevel`` of the first frame outside chatnb (the user's ``close()`` or ``with``)."""
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return max(level, 1)
 
 
 class _Common:
@@ -131,7 +142,7 @@ class _Common:
             return
         self._reminder = "done"
         if engine.idle_handlers():
-            warnings.warn(_REMINDER.format(client=type(self).__name__), UserWarning, stacklevel=2)
+            warnings.warn(_REMINDER.format(client=type(self).__name__), UserWarning, stacklevel=_outside())
 
 
 class AsyncRealtimeMixin(_Common):
