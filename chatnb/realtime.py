@@ -312,7 +312,11 @@ class RealtimeNotifications:
             return
         if task is not None and not task.done():
             task.cancel()
-            await asyncio.wait({task}, timeout=timeout)
+            if timeout is None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            else:
+                await asyncio.wait({task}, timeout=timeout)
         if self.connected:
             await self._dispatch(RealTimeNotificationDisconnected(reason="stopped"))
         self._end_iterators()
