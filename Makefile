@@ -2,7 +2,7 @@
 #   make run        the main job: the quickstart against the embedded emulator
 #   make test       the whole test suite (what CI runs)
 #   make test-long  the long variants (load, crash, fuzz at full size)
-#   make lint       ruff + mypy
+#   make lint       the generated sync shells are current + ruff + mypy
 #   make lab        JupyterLab on the notebooks
 #   make bench      every benchmark in bench/
 
@@ -33,6 +33,7 @@ test-long: setup
 	CHATNB_LONG=1 $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
+	$(PY) scripts/unasync.py --check
 	$(VENV)/bin/ruff check chatnb tests bench
 	$(VENV)/bin/ruff format --check chatnb tests bench
 	$(VENV)/bin/mypy

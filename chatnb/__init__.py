@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from . import _lazy
 
 if TYPE_CHECKING:
-    from ._core import RetryPolicy
+    from ._retry import RetryPolicy
     from .client import ChatClient, ChatThreadClient
     from .credential import CommunicationTokenCredential
     from .errors import (
@@ -25,11 +25,13 @@ if TYPE_CHECKING:
         BadRequestError,
         ChatError,
         ConflictError,
+        DecodingError,
         ForbiddenError,
         NotFoundError,
         RateLimitError,
         ServerError,
         ServiceUnavailableError,
+        StreamUnavailable,
         TransportError,
     )
     from .export import export_history, read_export
@@ -83,6 +85,7 @@ __all__ = [
     "CommunicationUserIdentifier",
     "ConflictError",
     "CreateChatThreadResult",
+    "DecodingError",
     "ForbiddenError",
     "MessagePage",
     "NotFoundError",
@@ -92,6 +95,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "Session",
+    "StreamUnavailable",
     "TransportError",
     "UnknownIdentifier",
     "User",
@@ -129,15 +133,17 @@ _LAZY: dict[str, str] = {
     "CommunicationUserIdentifier": ".models",
     "ConflictError": ".errors",
     "CreateChatThreadResult": ".models",
+    "DecodingError": ".errors",
     "ForbiddenError": ".errors",
     "MessagePage": ".paging",
     "NotFoundError": ".errors",
     "RateLimitError": ".errors",
-    "RetryPolicy": "._core",
+    "RetryPolicy": "._retry",
     "SendChatMessageResult": ".models",
     "ServerError": ".errors",
     "ServiceUnavailableError": ".errors",
     "Session": ".session",
+    "StreamUnavailable": ".errors",
     "TransportError": ".errors",
     "UnknownIdentifier": ".models",
     "User": ".session",

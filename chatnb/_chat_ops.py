@@ -19,14 +19,14 @@ from ._core import (
     Call,
     Json,
     Paged,
-    _count,
-    _json,
-    _metadata,
-    _nothing,
-    _optional_text,
-    _Requests,
-    _start_time,
-    _text,
+    RequestBuilder,
+    check_count,
+    check_metadata,
+    check_optional_text,
+    check_start_time,
+    check_text,
+    parse_empty,
+    parse_json,
 )
 from ._time import format_rfc3339, to_us
 from .errors import ChatError
@@ -72,14 +72,14 @@ def _participant_wire(p: ChatParticipant) -> Json:
     if p.share_history_time is not None:
         out["shareHistoryTime"] = format_rfc3339(to_us(p.share_history_time))
     if p.metadata:
-        out["metadata"] = _metadata(p.metadata, "participant metadata")
+        out["metadata"] = check_metadata(p.metadata, "participant metadata")
     return out
 
 
 def _add_properties(body: Json, metadata: object, retention_policy: object) -> bool:
     """Put a thread's ``metadata`` and ``retention_policy`` into ``body``; whether there was either (they
     need API 2025-03-15)."""
-    meta = _metadata(metadata)
+    meta = check_metadata(metadata)
     if meta is not None:
         body["metadata"] = meta
     if retention_policy is not None:
@@ -90,17 +90,17 @@ def _add_properties(body: Json, metadata: object, retention_policy: object) -> b
 
 
 def _page_size(results_per_page: object) -> int:
-    return _count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE
+    return check_count(results_per_page, "results_per_page", 1) or DEFAULT_PAGE_SIZE
 
 
 def _since(results_per_page: object, start_time: object) -> Json:
     """The query of a listing paged with ``nextLink`` from ``start_time`` (threads, messages)."""
-    return {"maxPageSize": _page_size(results_per_page), "startTime": _start_time(start_time)}
+    return {"maxPageSize": _page_size(results_per_page), "startTime": check_start_time(start_time)}
 
 
 def _skipping(results_per_page: object, skip: object) -> Json:
     """The query of a listing paged with ``skip`` (participants, read receipts)."""
-    return {"maxPageSize": _page_size(results_per_page), "skip": _count(skip, "skip", 0)}
+    return {"maxPageSize": _page_size(results_per_page), "skip": check_count(skip, "skip", 0)}
 
 
 def _errors_for(
@@ -114,7 +114,7 @@ def _errors_for(
     ]
 
 
-class ChatOperations(_Requests):
+class ChatOperations(RequestBuilder):
     """Thread-level operations of ``ChatClient``."""
 
     def create_chat_thread(
@@ -125,25 +125,27 @@ class ChatOperations(_Requests):
         metadata: object = None,
         retention_policy: object = None,
     ) -> Call[CreateChatThreadResult]:
-        body: Json = {"topic": _text(topic, "topic")}
+        body: Json = {"topic": check_text(topic, "topic")}
         participants = (
             [] if thread_participants is None else _participants(thread_participants, "thread_participants")
         )
         body["participants"] = [_participant_wire(p) for p in participants]
         modern = _add_properties(body, metadata, retention_policy) or any(p.metadata for p in participants)
         token = (
-            str(uuid.uuid4()) if idempotency_token is None else _text(idempotency_token, "idempotency_token")
+            str(uuid.uuid4())
+            if idempotency_token is None
+            else check_text(idempotency_token, "idempotency_token")
         )
         request = self.request(
             "POST",
             "/chat/threads",
             body=body,
             headers={"repeatability-request-id": token},
-            api_version=self._modern(modern),
+            api_version=self.modern(modern),
         )
 
         def parse(response: httpx.Response) -> CreateChatThreadResult:
-            out = _json(response)
+            out = parse_json(response)
             errors = _errors_for(participants, out) if "invalidParticipants" in out else None
             return CreateChatThreadResult(ChatThreadProperties._from_wire(out["chatThread"]), errors)
 
@@ -159,40 +161,40 @@ class ChatOperations(_Requests):
         )
 
     def delete_chat_thread(self, thread_id: object) -> Call[None]:
-        return Call(self.request("DELETE", _thread_path(thread_id)), _nothing)
+        return Call(self.request("DELETE", _thread_path(thread_id)), parse_empty)
 
 
 def _thread_path(thread_id: object) -> str:
-    return "/chat/threads/" + quote(_text(thread_id, "thread_id"), safe="")
+    return "/chat/threads/" + quote(check_text(thread_id, "thread_id"), safe="")
 
 
-class ThreadOperations(_Requests):
+class ThreadOperations(RequestBuilder):
     """Operations of ``ChatThreadClient`` on one thread."""
 
     def __init__(self, endpoint: str, thread_id: object, api_version: str) -> None:
         super().__init__(endpoint, api_version)
-        self.thread_id = _text(thread_id, "thread_id")
+        self.thread_id = check_text(thread_id, "thread_id")
         self.path = _thread_path(thread_id)
 
     def _message_path(self, message_id: object) -> str:
-        return f"{self.path}/messages/" + quote(_text(message_id, "message_id"), safe="")
+        return f"{self.path}/messages/" + quote(check_text(message_id, "message_id"), safe="")
 
     def get_properties(self) -> Call[ChatThreadProperties]:
-        request = self.request("GET", self.path, api_version=self._modern(True))
-        return Call(request, lambda r: ChatThreadProperties._from_wire(_json(r)))
+        request = self.request("GET", self.path, api_version=self.modern(True))
+        return Call(request, lambda r: ChatThreadProperties._from_wire(parse_json(r)))
 
     def update_properties(
         self, topic: object = None, metadata: object = None, retention_policy: object = None
     ) -> Call[None]:
         body: Json = {}
         if topic is not None:
-            body["topic"] = _text(topic, "topic")
+            body["topic"] = check_text(topic, "topic")
         modern = _add_properties(body, metadata, retention_policy)
         if not body:
             raise ValueError("give a topic, metadata or retention_policy to update")
-        request = self.request("PATCH", self.path, body=body, api_version=self._modern(modern))
+        request = self.request("PATCH", self.path, body=body, api_version=self.modern(modern))
         request.headers["Content-Type"] = "application/merge-patch+json"
-        return Call(request, _nothing)
+        return Call(request, parse_empty)
 
     def send_message(
         self,
@@ -201,7 +203,7 @@ class ThreadOperations(_Requests):
         sender_display_name: object = None,
         metadata: object = None,
     ) -> Call[SendChatMessageResult]:
-        body: Json = {"content": _text(content, "content")}
+        body: Json = {"content": check_text(content, "content")}
         type_ = ChatMessageType.TEXT if chat_message_type is None else chat_message_type
         try:
             type_ = ChatMessageType(type_)
@@ -212,18 +214,18 @@ class ThreadOperations(_Requests):
         if type_ not in (ChatMessageType.TEXT, ChatMessageType.HTML):
             raise ValueError(f"chat_message_type must be 'text' or 'html', not {type_.value!r}")
         body["type"] = type_.value
-        name = _optional_text(sender_display_name, "sender_display_name")
+        name = check_optional_text(sender_display_name, "sender_display_name")
         if name is not None:
             body["senderDisplayName"] = name
-        meta = _metadata(metadata)
+        meta = check_metadata(metadata)
         if meta is not None:
             body["metadata"] = meta
         request = self.request("POST", f"{self.path}/messages", body=body)
-        return Call(request, lambda r: SendChatMessageResult(str(_json(r)["id"])))
+        return Call(request, lambda r: SendChatMessageResult(str(parse_json(r)["id"])))
 
     def get_message(self, message_id: object) -> Call[ChatMessage]:
         request = self.request("GET", self._message_path(message_id))
-        return Call(request, lambda r: ChatMessage._from_wire(_json(r)))
+        return Call(request, lambda r: ChatMessage._from_wire(parse_json(r)))
 
     def list_messages(self, results_per_page: object = None, start_time: object = None) -> Paged[ChatMessage]:
         request = self.request("GET", f"{self.path}/messages", params=_since(results_per_page, start_time))
@@ -253,7 +255,7 @@ class ThreadOperations(_Requests):
         path = self._message_path(message_id)
         body: Json = {}
         if content is not None:
-            body["content"] = _text(content, "content")
+            body["content"] = check_text(content, "content")
         if metadata is not None:
             if not isinstance(metadata, Mapping) or not all(
                 isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in metadata.items()
@@ -264,10 +266,10 @@ class ThreadOperations(_Requests):
             raise ValueError("give the new content or metadata of the message")
         request = self.request("PATCH", path, body=body)
         request.headers["Content-Type"] = "application/merge-patch+json"
-        return Call(request, _nothing)
+        return Call(request, parse_empty)
 
     def delete_message(self, message_id: object) -> Call[None]:
-        return Call(self.request("DELETE", self._message_path(message_id)), _nothing)
+        return Call(self.request("DELETE", self._message_path(message_id)), parse_empty)
 
     def list_participants(
         self, results_per_page: object = None, skip: object = None
@@ -284,22 +286,22 @@ class ThreadOperations(_Requests):
         body = {"participants": [_participant_wire(p) for p in participants]}
         modern = any(p.metadata for p in participants)
         request = self.request(
-            "POST", f"{self.path}/participants/:add", body=body, api_version=self._modern(modern)
+            "POST", f"{self.path}/participants/:add", body=body, api_version=self.modern(modern)
         )
-        return Call(request, lambda r: _errors_for(participants, _json(r)))
+        return Call(request, lambda r: _errors_for(participants, parse_json(r)))
 
     def remove_participant(self, identifier: object) -> Call[None]:
         body = as_identifier(identifier)._to_wire()
-        return Call(self.request("POST", f"{self.path}/participants/:remove", body=body), _nothing)
+        return Call(self.request("POST", f"{self.path}/participants/:remove", body=body), parse_empty)
 
     def send_typing_notification(self, sender_display_name: object = None) -> Call[None]:
-        name = _optional_text(sender_display_name, "sender_display_name")
+        name = check_optional_text(sender_display_name, "sender_display_name")
         body = {} if name is None else {"senderDisplayName": name}
-        return Call(self.request("POST", f"{self.path}/typing", body=body), _nothing)
+        return Call(self.request("POST", f"{self.path}/typing", body=body), parse_empty)
 
     def send_read_receipt(self, message_id: object) -> Call[None]:
-        body = {"chatMessageId": _text(message_id, "message_id")}
-        return Call(self.request("POST", f"{self.path}/readReceipts", body=body), _nothing)
+        body = {"chatMessageId": check_text(message_id, "message_id")}
+        return Call(self.request("POST", f"{self.path}/readReceipts", body=body), parse_empty)
 
     def list_read_receipts(
         self, results_per_page: object = None, skip: object = None

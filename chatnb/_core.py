@@ -14,12 +14,10 @@ This module holds what every API family shares: retries, transport settings, arg
 
 from __future__ import annotations
 
-import email.utils
 import json
 import ssl
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -28,22 +26,32 @@ from urllib.parse import urlsplit
 import httpx
 import pandas as pd
 
+from ._retry import RetryPolicy, parse_retry_after
 from ._time import format_rfc3339, parse_rfc3339, to_us
-from .errors import ChatError, error_from_response
+from .errors import decoding_error, error_from_response
 from .paging import MessagePage
 
 __all__ = [
     "CHAT_API_VERSION",
     "DEFAULT_PAGE_SIZE",
+    "DEFAULT_TIMEOUT",
     "IDENTITY_API_VERSION",
     "METADATA_API_VERSION",
     "Call",
     "Json",
     "Paged",
+    "RequestBuilder",
     "RetryPolicy",
+    "check_count",
+    "check_metadata",
+    "check_optional_text",
+    "check_start_time",
+    "check_text",
     "message_page",
     "normalize_endpoint",
     "parse_connection_string",
+    "parse_empty",
+    "parse_json",
     "parse_retry_after",
     "resolve_timeout",
     "resolve_verify",
@@ -59,63 +67,6 @@ USER_AGENT = "chatnb/0.1.0 (+httpx)"
 T = TypeVar("T")
 M = TypeVar("M")
 Json = dict[str, Any]
-
-
-# -- retries -----------------------------------------------------------------------------------
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds a response asks to wait: ``retry-after-ms``, ``x-ms-retry-after-ms``, or ``Retry-After``
-    in seconds or as an HTTP-date. ``None`` when it does not say (or says nonsense)."""
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value) / 1000)
-            except ValueError:
-                pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to retry: only 429 and 503 (nothing else is retried), at most ``max_retries`` times.
-
-    The wait honours the response's ``Retry-After`` (seconds or HTTP-date); without one it backs off
-    exponentially, ``backoff_factor * 2**n`` capped at ``backoff_max``. A retry that would take the total
-    wait past ``max_total_wait`` is not made: the 429/503 is raised as ``RateLimitError`` /
-    ``ServiceUnavailableError`` with its ``retry_after``.
-
-    >>> ChatClient(endpoint, credential, retry_policy=RetryPolicy(max_retries=0))  # never retry
-    """
-
-    max_retries: int = 6
-    backoff_factor: float = 0.5
-    backoff_max: float = 30.0
-    max_total_wait: float = 120.0
-    statuses: frozenset[int] = field(default=frozenset({429, 503}))
-
-    def next_delay(self, response: httpx.Response, retries: int, waited: float) -> float | None:
-        """Seconds to wait before retrying ``response``'s request, or ``None`` to stop and return it."""
-        if response.status_code not in self.statuses or retries >= self.max_retries:
-            return None
-        delay = parse_retry_after(response.headers)
-        if delay is None:
-            delay = min(self.backoff_max, self.backoff_factor * (2**retries))
-        if waited + delay > self.max_total_wait:
-            return None
-        return delay
 
 
 # -- transport settings ------------------------------------------------------------------------
@@ -162,6 +113,11 @@ def resolve_verify(endpoint: str, connection_verify: object) -> bool | ssl.SSLCo
 
 
 def resolve_timeout(timeout: object) -> httpx.Timeout:
+    """``timeout`` (seconds, an ``httpx.Timeout`` or ``None``) as an ``httpx.Timeout``.
+
+    Raises:
+        TypeError, ValueError: for anything else, or a number that is not positive.
+    """
     if isinstance(timeout, httpx.Timeout):
         return timeout
     if timeout is None or (isinstance(timeout, int | float) and not isinstance(timeout, bool)):
@@ -193,7 +149,7 @@ def parse_connection_string(connection_string: object) -> tuple[str, str]:
 # -- argument checks ---------------------------------------------------------------------------
 
 
-def _text(value: object, name: str) -> str:
+def check_text(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, not {type(value).__name__}")
     if not value.strip():
@@ -201,13 +157,13 @@ def _text(value: object, name: str) -> str:
     return value
 
 
-def _optional_text(value: object, name: str) -> str | None:
+def check_optional_text(value: object, name: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{name} must be a string, not {type(value).__name__}")
     return value
 
 
-def _metadata(value: object, name: str = "metadata") -> dict[str, str] | None:
+def check_metadata(value: object, name: str = "metadata") -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping) or not all(
@@ -217,7 +173,7 @@ def _metadata(value: object, name: str = "metadata") -> dict[str, str] | None:
     return dict(value)
 
 
-def _count(value: object, name: str, minimum: int) -> int | None:
+def check_count(value: object, name: str, minimum: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -227,7 +183,7 @@ def _count(value: object, name: str, minimum: int) -> int | None:
     return value
 
 
-def _start_time(value: object) -> str | None:
+def check_start_time(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -248,18 +204,47 @@ def _check(response: httpx.Response) -> None:
         raise error_from_response(response, parse_retry_after(response.headers))
 
 
-def _json(response: httpx.Response) -> Json:
+def parse_json(response: httpx.Response) -> Json:
+    """The JSON object of a success ``response`` (``{}`` for an empty body).
+
+    Raises:
+        APIError: for an error status. DecodingError: for a body that is not a JSON object.
+    """
     _check(response)
     if not response.content:
         return {}
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise decoding_error(
+            response.request, f"not JSON ({type(exc).__name__})", response.status_code
+        ) from None
     if not isinstance(body, dict):
-        raise ChatError(f"the service sent a {type(body).__name__} where a JSON object was expected")
+        what = f"a {type(body).__name__} where a JSON object was expected"
+        raise decoding_error(response.request, what, response.status_code)
     return body
 
 
-def _nothing(response: httpx.Response) -> None:
+def parse_empty(response: httpx.Response) -> None:
+    """Check a ``response`` whose body does not matter (``204 No Content`` and friends).
+
+    Raises:
+        APIError: for an error status.
+    """
     _check(response)
+
+
+_WRONG_SHAPE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _decode(request: httpx.Request, parse: Callable[[Any], T], value: Any) -> T:
+    """``parse(value)``, where a body of the wrong shape is a :class:`~chatnb.DecodingError` (named by
+    the exception type and a missing key only: the value may be chat content)."""
+    try:
+        return parse(value)
+    except _WRONG_SHAPE as exc:
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else type(exc).__name__
+        raise decoding_error(request, f"a field is missing or of the wrong type ({detail})") from None
 
 
 @dataclass(frozen=True)
@@ -268,6 +253,14 @@ class Call(Generic[T]):
 
     request: httpx.Request
     parse: Callable[[httpx.Response], T]
+
+    def result(self, response: httpx.Response) -> T:
+        """The parsed ``response``.
+
+        Raises:
+            APIError: for an error status. DecodingError: for a success body of the wrong shape.
+        """
+        return _decode(self.request, self.parse, response)
 
 
 @dataclass(frozen=True)
@@ -280,14 +273,49 @@ class Paged(Generic[M]):
     frame: Callable[[list[Json]], pd.DataFrame]
 
     def page(self, response: httpx.Response) -> tuple[list[Json], httpx.Request | None]:
-        body = _json(response)
+        """One answer of the listing: its items (JSON objects) and the request of the next page.
+
+        Raises:
+            APIError: for an error status. DecodingError: for a page without a ``value`` array of
+                objects, or with a ``nextLink`` that is not a link.
+        """
+        body = parse_json(response)
         items = body.get("value")
         if not isinstance(items, list):
-            raise ChatError("the service sent a listing page without a 'value' array")
+            raise decoding_error(
+                response.request, "a listing page without a 'value' array", response.status_code
+            )
+        if not all(isinstance(item, dict) for item in items):
+            raise decoding_error(response.request, "a listing page whose items are not all JSON objects")
         link = body.get("nextLink")
         if not link:
             return items, None
-        return items, self.follow(str(link))
+        if not isinstance(link, str):
+            raise decoding_error(response.request, "a 'nextLink' that is not a string")
+        try:
+            return items, self.follow(link)
+        except httpx.InvalidURL:
+            raise decoding_error(response.request, "a 'nextLink' that is not a URL") from None
+
+    def to_model(self, item: Json) -> M:
+        """One item of a page as its model.
+
+        Raises:
+            DecodingError: for an item without a required field (or with one of the wrong type).
+        """
+        return _decode(self.request, self.model, item)
+
+    def models(self, items: list[Json]) -> list[M]:
+        """The items of a page as models (see :meth:`to_model`)."""
+        return [self.to_model(item) for item in items]
+
+    def to_frame(self, items: list[Json]) -> pd.DataFrame:
+        """The listing's items as its DataFrame.
+
+        Raises:
+            DecodingError: for an item with a field of the wrong type.
+        """
+        return _decode(self.request, self.frame, items)
 
     def follow(self, link: str) -> httpx.Request:
         """The request for ``link`` (a ``nextLink``: absolute, or relative to the first request)."""
@@ -327,7 +355,9 @@ def message_page(items: list[Json], next_request: httpx.Request | None) -> Messa
     return MessagePage(items, None if next_request is None else str(next_request.url))
 
 
-class _Requests:
+class RequestBuilder:
+    """Builds the requests of one API family at ``endpoint`` (JSON bodies, ``api-version``)."""
+
     def __init__(self, endpoint: str, api_version: str) -> None:
         self.endpoint = normalize_endpoint(endpoint)
         self.api_version = api_version
@@ -342,6 +372,7 @@ class _Requests:
         headers: Mapping[str, str] | None = None,
         api_version: str | None = None,
     ) -> httpx.Request:
+        """A request to ``path`` (parameters that are ``None`` are left out)."""
         query = {k: v for k, v in (params or {}).items() if v is not None}
         query["api-version"] = api_version or self.api_version
         all_headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
@@ -351,5 +382,11 @@ class _Requests:
             all_headers["Content-Type"] = "application/json"
         return httpx.Request(method, self.endpoint + path, params=query, content=content, headers=all_headers)
 
-    def _modern(self, needed: bool) -> str:
+    def modern(self, needed: bool) -> str:
+        """The API version of a request that needs the 2025-03-15 features (metadata, retention) when
+        ``needed``."""
         return max(self.api_version, METADATA_API_VERSION) if needed else self.api_version
+
+
+# The former private names, for modules not yet moved to the public ones (session.py uses _text).
+_text = check_text

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ._core import IDENTITY_API_VERSION, Call, Json, _json, _nothing, _Requests
+from ._core import IDENTITY_API_VERSION, Call, Json, RequestBuilder, parse_empty, parse_json
 from ._signing import hmac_headers
 from ._time import parse_rfc3339
 from .models import AccessToken, CommunicationTokenScope, CommunicationUserIdentifier, as_identifier
@@ -55,7 +55,7 @@ def _access_token(body: Json) -> AccessToken:
     return AccessToken(str(body["token"]), parse_rfc3339(str(body["expiresOn"])))
 
 
-class IdentityOperations(_Requests):
+class IdentityOperations(RequestBuilder):
     """Operations of ``CommunicationIdentityClient``; requests are HMAC-signed with the access key."""
 
     def __init__(self, endpoint: str, access_key: object, api_version: str = IDENTITY_API_VERSION) -> None:
@@ -79,7 +79,7 @@ class IdentityOperations(_Requests):
 
     def create_user(self) -> Call[CommunicationUserIdentifier]:
         request = self.request("POST", "/identities", body={})
-        return Call(request, lambda r: CommunicationUserIdentifier(str(_json(r)["identity"]["id"])))
+        return Call(request, lambda r: CommunicationUserIdentifier(str(parse_json(r)["identity"]["id"])))
 
     def create_user_and_token(
         self, scopes: object, token_expires_in: object = None
@@ -90,7 +90,7 @@ class IdentityOperations(_Requests):
             body["expiresInMinutes"] = minutes
 
         def parse(response: httpx.Response) -> tuple[CommunicationUserIdentifier, AccessToken]:
-            out = _json(response)
+            out = parse_json(response)
             return CommunicationUserIdentifier(str(out["identity"]["id"])), _access_token(out["accessToken"])
 
         return Call(self.request("POST", "/identities", body=body), parse)
@@ -101,12 +101,12 @@ class IdentityOperations(_Requests):
         minutes = _expires_in_minutes(token_expires_in)
         if minutes is not None:
             body["expiresInMinutes"] = minutes
-        return Call(self.request("POST", path, body=body), lambda r: _access_token(_json(r)))
+        return Call(self.request("POST", path, body=body), lambda r: _access_token(parse_json(r)))
 
     def revoke_tokens(self, user: object) -> Call[None]:
         path = "/identities/" + quote(_user_id(user), safe="") + "/:revokeAccessTokens"
-        return Call(self.request("POST", path, body={}), _nothing)
+        return Call(self.request("POST", path, body={}), parse_empty)
 
     def delete_user(self, user: object) -> Call[None]:
         path = "/identities/" + quote(_user_id(user), safe="")
-        return Call(self.request("DELETE", path), _nothing)
+        return Call(self.request("DELETE", path), parse_empty)

@@ -24,31 +24,38 @@ See :mod:`chatnb.realtime` for push versus polling (real ACS: no typing indicato
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
 import threading
+import warnings
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
-from ._stream import STREAM_API_VERSION, SSEDecoder
+from ._sender import Sender
+from ._stream import STREAM_API_VERSION, SSEDecoder, stream_request
+from .errors import ChatError
 from .realtime import EventIterator, Handler, Mode, RealtimeNotifications
 
-__all__ = ["AsyncRealtimeMixin", "SyncRealtimeMixin", "probe_stream_position"]
+__all__ = ["AsyncRealtimeMixin", "RealtimeMixin", "probe_stream_position"]
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_REMINDER = (
+    "{client}.on(): handlers are called only while real-time notifications run, and they were not "
+    "started: call {client}.start_realtime_notifications() (after on(), so that no event is missed)"
+)
 
 
-def probe_stream_position(engine: RealtimeNotifications, verify: Any, timeout: float = 5.0) -> str | None:
-    """The emulator journal position a stream opened now would start from (sync, one short request), or
-    ``None`` when the endpoint has no stream or does not answer (the engine then finds out itself)."""
-    credential: Any = engine.credential
-    result = credential if isinstance(credential, str) else credential.get_token()
-    token = result if isinstance(result, str) else getattr(result, "token", "")
-    url = f"{engine.endpoint.rstrip('/')}/chatnb/events?api-version={STREAM_API_VERSION}"
-    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+def probe_stream_position(sender: Sender, endpoint: str, timeout: float = 5.0) -> str | None:
+    """The emulator journal position a stream opened now would start from (one short request through
+    the client's own sender: its connections, TLS trust, transport and credential), or ``None`` when the
+    endpoint has no stream or does not answer (the engine then finds out itself)."""
+    url = f"{endpoint.rstrip('/')}/chatnb/events?api-version={STREAM_API_VERSION}"
+    request = stream_request(url, None)
+    request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
     try:
-        with (
-            httpx.Client(verify=verify, timeout=timeout) as http,
-            http.stream("GET", url, headers=headers) as response,
-        ):
+        with sender.stream(request) as response:
             if response.status_code != 200:
                 return None
             decoder = SSEDecoder()
@@ -56,9 +63,17 @@ def probe_stream_position(engine: RealtimeNotifications, verify: Any, timeout: f
                 for message in decoder.feed(chunk):
                     if message.event == "realTimeNotificationConnected":
                         return message.id
-    except (httpx.HTTPError, TypeError, AttributeError):
+    except (ChatError, httpx.HTTPError):  # no answer (or a refused token): the engine finds out itself
         return None
     return None
+
+
+def _outside() -> int:
+    """The ``stacklevel`` of the first frame outside chatnb (the user's ``close()`` or ``with``)."""
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return max(level, 1)
 
 
 class _Common:
@@ -66,6 +81,7 @@ class _Common:
     credential: Any
     connection_verify: Any
     _realtime: RealtimeNotifications | None = None
+    _reminder: str = ""  # "": not armed; "armed"; "done" (warned, or no longer needed)
 
     def _engine(self, mode: Mode | None = None, poll_interval: float | None = None) -> RealtimeNotifications:
         engine = self._realtime
@@ -74,7 +90,7 @@ class _Common:
             engine = self._realtime = RealtimeNotifications(
                 self.endpoint,
                 self.credential,
-                verify=self.connection_verify,
+                connection_verify=self.connection_verify,
                 transport=transport if isinstance(transport, httpx.AsyncBaseTransport) else None,
             )
         if not engine.running:
@@ -89,10 +105,16 @@ class _Common:
         ``"participantsRemoved"``, ``"realTimeNotificationConnected"``,
         ``"realTimeNotificationDisconnected"``.
 
+        Handlers run only while real-time notifications run: register them, then call
+        :meth:`start_realtime_notifications` (in the same cell, so that no event is missed). If that
+        does not follow (by the end of the cell, or before the client is closed), a ``UserWarning``
+        says so, once per client.
+
         Raises:
             ValueError: for an unknown event name. TypeError: if ``handler`` is not callable.
         """
         self._engine().on(event_name, handler)
+        self._arm_reminder()
 
     def off(self, event_name: str, handler: Handler | None = None) -> None:
         """Stop calling ``handler`` for ``event_name`` (every handler of it if ``None``)."""
@@ -103,30 +125,52 @@ class _Common:
         """The real-time engine: ``.active_mode`` (``"push"``/``"poll"``), ``.connected``, ``.error``."""
         return self._engine()
 
+    def _arm_reminder(self) -> None:
+        if self._reminder:
+            return
+        self._reminder = "armed"
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a script: close() reminds
+            return
+        # two turns of the loop: a start scheduled right after on() (asyncio.ensure_future) runs first
+        loop.call_soon(loop.call_soon, self._remind)
+
+    def _remind(self) -> None:
+        engine = self._realtime
+        if self._reminder != "armed" or engine is None:
+            return
+        self._reminder = "done"
+        if engine.idle_handlers():
+            warnings.warn(_REMINDER.format(client=type(self).__name__), UserWarning, stacklevel=_outside())
+
 
 class AsyncRealtimeMixin(_Common):
     """Real-time notifications of :class:`chatnb.aio.ChatClient`."""
 
     async def start_realtime_notifications(
-        self, *, mode: Mode | None = None, poll_interval: float | None = None
+        self, *, mode: Mode | None = None, poll_interval: float | None = None, timeout: float = 15.0
     ) -> None:
-        """Start receiving events; returns once connected (push) or the first poll round is done.
+        """Start receiving events; returns once connected (push) or the first poll round is done, or
+        after ``timeout`` seconds (it goes on trying in the background).
 
         Args:
             mode: ``"auto"`` (push where the emulator's stream answers, else polling), ``"push"``,
                 ``"poll"``.
             poll_interval: seconds between polling rounds (default 1).
+            timeout: seconds to wait for the connection.
 
         Raises:
             StreamUnavailable: ``mode="push"`` on an endpoint without the stream.
             AuthenticationError, ForbiddenError: the token is refused.
         """
-        await self._engine(mode, poll_interval).start()
+        await self._engine(mode, poll_interval).start(timeout=timeout)
 
-    async def stop_realtime_notifications(self) -> None:
-        """Stop receiving events (handlers stay registered)."""
+    async def stop_realtime_notifications(self, timeout: float = 10.0) -> None:
+        """Stop receiving events (handlers stay registered), waiting at most ``timeout`` seconds for
+        the source to end."""
         if self._realtime is not None:
-            await self._realtime.stop()
+            await self._realtime.stop(timeout)
 
     def events(self) -> EventIterator:
         """Every event from now on, for ``async for`` (starts notifications if needed)."""
@@ -134,13 +178,16 @@ class AsyncRealtimeMixin(_Common):
         return engine.events(starter=self.start_realtime_notifications)
 
     async def close(self) -> None:
+        """Stop real-time notifications and close the connections."""
+        self._remind()
         await self.stop_realtime_notifications()
         await super().close()  # type: ignore[misc]
 
 
-class SyncRealtimeMixin(_Common):
+class RealtimeMixin(_Common):
     """Real-time notifications of :class:`chatnb.ChatClient` (see the module docstring for threads)."""
 
+    _sender: Sender
     _rt_loop: asyncio.AbstractEventLoop | None = None
     _rt_thread: threading.Thread | None = None
     _rt_stopping: asyncio.Task[None] | None = None
@@ -151,7 +198,7 @@ class SyncRealtimeMixin(_Common):
         """Start receiving events (see :meth:`chatnb.aio.ChatClient.start_realtime_notifications`).
 
         In a notebook cell this returns at once and the stream runs on the kernel's loop; elsewhere a
-        background thread runs it and this returns once connected.
+        background thread runs it and this returns once connected (or after ``timeout`` seconds).
         """
         engine = self._engine(mode, poll_interval)
         if engine.running:
@@ -162,9 +209,7 @@ class SyncRealtimeMixin(_Common):
             running = None
         since = datetime.now(timezone.utc)
         if running is not None:
-            position = (
-                None if engine.mode == "poll" else probe_stream_position(engine, self.connection_verify)
-            )
+            position = None if engine.mode == "poll" else probe_stream_position(self._sender, self.endpoint)
             engine.schedule(running, last_event_id=position, since=since)
             self._rt_loop, self._rt_thread = running, None
             return
@@ -195,9 +240,7 @@ class SyncRealtimeMixin(_Common):
             self._stop_thread(timeout)
             return
         self._rt_loop = None
-        task = engine._task
-        if task is not None:
-            task.cancel()  # at once; the stop below only reports it
+        engine.cancel()  # at once; the stop below only reports it
 
         def finish() -> None:
             self._rt_stopping = loop.create_task(engine.stop())
@@ -228,5 +271,7 @@ class SyncRealtimeMixin(_Common):
         return iterator
 
     def close(self) -> None:
+        """Stop real-time notifications and close the connections."""
+        self._remind()
         self.stop_realtime_notifications()
         super().close()  # type: ignore[misc]

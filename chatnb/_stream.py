@@ -1,22 +1,23 @@
 """The emulator's push channel: a Server-Sent Events decoder and :class:`EventStream`, which reads
-``GET /chatnb/events`` and survives drops; plus the plumbing the poller shares (token, HTTP client,
-backoff). The engine that uses them is :mod:`chatnb.realtime` (which re-exports these names).
+``GET /chatnb/events`` and survives drops. It sends through the one sender
+(:class:`chatnb.aio._sender.Sender`) and waits with the one backoff (:class:`chatnb._retry.Backoff`).
+The engine that uses it is :mod:`chatnb.realtime`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-import random
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 
-from ._core import normalize_endpoint, parse_retry_after, resolve_verify
-from .errors import ChatError, error_from_response
+from ._core import RetryPolicy, normalize_endpoint, resolve_verify
+from ._retry import Backoff, parse_retry_after
+from .aio._sender import Auth, BearerAuth, Sender, open_http
+from .errors import StreamUnavailable, TransportError, error_from_response
 from .events import Event, RealTimeNotificationConnected, RealTimeNotificationDisconnected, parse_event
 
 __all__ = [
@@ -24,19 +25,14 @@ __all__ = [
     "EventStream",
     "SSEDecoder",
     "SSEMessage",
-    "StreamUnavailable",
-    "backoff_delay",
-    "bearer_token",
-    "make_http_client",
+    "as_backoff",
+    "open_sender",
+    "stream_request",
 ]
 
 log = logging.getLogger("chatnb.realtime")
 
 STREAM_API_VERSION = "2024-03-07"
-
-
-class StreamUnavailable(ChatError):
-    """The endpoint serves no chatnb event stream (it is not the emulator): poll instead."""
 
 
 # -- Server-Sent Events ----------------------------------------------------------------------------
@@ -118,48 +114,39 @@ class SSEDecoder:
         return None
 
 
-# -- plumbing shared with the poller ---------------------------------------------------------------
+# -- what the poller shares ----------------------------------------------------------------------
 
 
-async def bearer_token(credential: object) -> str:
-    """The current access token of ``credential``: a token string, or anything with ``get_token()``
-    (sync or async) returning a string or an object with ``.token``; a sync one runs in a thread, since
-    it may call a token refresher."""
-    if isinstance(credential, str):
-        return credential
-    get = getattr(credential, "get_token", None)
-    if get is None:
-        raise TypeError(f"credential must have get_token(), not {type(credential).__name__}")
-    if inspect.iscoroutinefunction(get):
-        result = await get()
-    else:
-        result = await asyncio.to_thread(get)
-        if inspect.isawaitable(result):
-            result = await result
-    token = result if isinstance(result, str) else getattr(result, "token", None)
-    if not isinstance(token, str):
-        raise TypeError("credential.get_token() returned no token")
-    return token
-
-
-def make_http_client(
+def open_sender(
     endpoint: str,
-    verify: bool | str | ssl.SSLContext | None,
+    auth: Auth,
+    connection_verify: bool | str | ssl.SSLContext | None,
     transport: httpx.AsyncBaseTransport | None,
     read_timeout: float | None = 30.0,
-) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` trusting what the chatnb clients trust (the emulator's CA by default)."""
-    return httpx.AsyncClient(
-        verify=resolve_verify(normalize_endpoint(endpoint), verify),
-        transport=transport,
-        timeout=httpx.Timeout(10.0, read=read_timeout),
-    )
+    retry_policy: RetryPolicy | None = None,
+    limit: object = None,
+) -> Sender:
+    """A :class:`Sender` over a new ``httpx.AsyncClient`` trusting what the chatnb clients trust (the
+    emulator's CA by default), authorised by ``auth``; close its ``http`` when done."""
+    verify = resolve_verify(normalize_endpoint(endpoint), connection_verify)
+    http = open_http(verify, httpx.Timeout(10.0, read=read_timeout), transport)
+    return Sender(http, auth, retry_policy or RetryPolicy(), limit=limit)
 
 
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """``initial * 2**attempt`` capped at ``maximum``, with jitter (50-100 % of it)."""
-    delay: float = min(maximum, initial * (2.0 ** min(attempt, 30)))
-    return delay * (0.5 + random.random() / 2)
+def as_backoff(backoff: Backoff | tuple[float, float]) -> Backoff:
+    """A reconnect loop's backoff: a :class:`Backoff`, or ``(initial, maximum)`` seconds (jittered)."""
+    if isinstance(backoff, Backoff):
+        return backoff
+    initial, maximum = backoff
+    return Backoff(initial, maximum, jitter=True)
+
+
+def stream_request(url: str, last_event_id: int | None) -> httpx.Request:
+    """The ``GET`` of the event stream at ``url``, resuming after ``last_event_id`` if given."""
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    return httpx.Request("GET", url, headers=headers)
 
 
 # -- push: the emulator's event stream -------------------------------------------------------------
@@ -170,13 +157,17 @@ class EventStream:
 
     Yields :class:`RealTimeNotificationConnected` on every (re)connection and
     :class:`RealTimeNotificationDisconnected` on every drop, and each chat event once, in journal order.
+    Between attempts it waits the backoff, and never less than what the server asked for: the
+    ``Retry-After`` of a refused connect, else the stream's ``retry:`` field (its reconnection time).
 
     Args:
         endpoint: the emulator's endpoint.
         credential: a ``CommunicationTokenCredential`` (or token string); asked on every connect.
         last_event_id: resume after this journal id (``None``: from now).
-        verify, transport: TLS trust and an optional ``httpx.AsyncBaseTransport``.
-        backoff: initial and maximum reconnect delay, in seconds.
+        connection_verify, transport: TLS trust and an optional ``httpx.AsyncBaseTransport``.
+        backoff: the reconnect delays, a :class:`~chatnb._retry.Backoff` or ``(initial, maximum)``
+            seconds (jittered). By default 0.2 to 10 s, never below the server's ``retry:``; a backoff
+            given explicitly is used as it is (the server's ``retry:`` is then ignored).
         read_timeout: seconds without a byte (the emulator sends a heartbeat every 15 s) before the
             connection is considered dead.
 
@@ -191,21 +182,24 @@ class EventStream:
         credential: object,
         *,
         last_event_id: str | int | None = None,
-        verify: bool | str | ssl.SSLContext | None = None,
+        connection_verify: bool | str | ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        backoff: tuple[float, float] = (0.2, 10.0),
+        backoff: Backoff | tuple[float, float] | None = None,
         read_timeout: float = 45.0,
         max_auth_failures: int = 3,
     ) -> None:
         self.url = f"{normalize_endpoint(endpoint)}/chatnb/events?api-version={STREAM_API_VERSION}"
         self._endpoint = endpoint
         self._credential = credential
-        self._verify = verify
+        self._verify = connection_verify
         self._transport = transport
-        self._backoff = backoff
+        self._backoff = as_backoff(backoff or (0.2, 10.0))
+        self._honour_retry_field = backoff is None
         self._read_timeout = read_timeout
         self._max_auth_failures = max_auth_failures
         self.last_event_id: int | None = None if last_event_id is None else int(last_event_id)
+        self.retry_field: float | None = None
+        """The server's reconnection time (its ``retry:`` field), in seconds, once it sent one."""
         self.connected = False
         self.reconnects = 0
         self.duplicates = 0
@@ -215,21 +209,15 @@ class EventStream:
 
     async def _run(self) -> AsyncGenerator[Event, None]:
         attempt = auth_failures = 0
-        async with make_http_client(
-            self._endpoint, self._verify, self._transport, self._read_timeout
-        ) as http:
+        sender = open_sender(
+            self._endpoint, BearerAuth(self._credential), self._verify, self._transport, self._read_timeout
+        )
+        async with sender.http:
             while True:
                 reason = "the server ended the stream"
-                delay: float | None = None
+                asked: float | None = None
                 try:
-                    headers = {
-                        "Authorization": f"Bearer {await bearer_token(self._credential)}",
-                        "Accept": "text/event-stream",
-                        "Cache-Control": "no-cache",
-                    }
-                    if self.last_event_id is not None:
-                        headers["Last-Event-ID"] = str(self.last_event_id)
-                    async with http.stream("GET", self.url, headers=headers) as response:
+                    async with sender.stream(stream_request(self.url, self.last_event_id)) as response:
                         status = response.status_code
                         content_type = response.headers.get("content-type", "")
                         if status == 200 and content_type.startswith("text/event-stream"):
@@ -248,21 +236,23 @@ class EventStream:
                             elif status == 403:
                                 raise error_from_response(response)
                             elif status in (429, 503) or status >= 500:
-                                delay = parse_retry_after(response.headers)
+                                asked = parse_retry_after(response.headers)
                             else:
                                 raise StreamUnavailable(
                                     f"{self._endpoint} serves no event stream (HTTP {status})"
                                 )
-                except httpx.TransportError as exc:
-                    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                except httpx.StreamError as exc:  # pragma: no cover - httpx misuse guard
-                    reason = repr(exc)
+                except TransportError as exc:  # no response: the sender says so with the httpx cause
+                    reason = _reason(exc.__cause__ or exc)
+                except httpx.TransportError as exc:  # the connection broke while the body was read
+                    reason = _reason(exc)
                 if self.connected:
                     self.connected = False
                     yield RealTimeNotificationDisconnected(reason=reason)
-                # A Retry-After is a minimum: a server answering 503 with "Retry-After: 0" again and again
-                # must not turn the reconnect loop into a busy loop.
-                delay = max(delay or 0.0, backoff_delay(attempt, *self._backoff))
+                # What the server asked for is a minimum (a server answering 503 with "Retry-After: 0"
+                # again and again must not turn the reconnect loop into a busy loop): the Retry-After of
+                # this refusal, else the stream's standing reconnection time (its retry: field).
+                floor = asked if asked is not None or not self._honour_retry_field else self.retry_field
+                delay = self._backoff.delay(attempt, floor)
                 log.log(
                     logging.INFO if attempt == 0 else logging.DEBUG,
                     "event stream: %s; retry in %.2fs",
@@ -277,7 +267,10 @@ class EventStream:
         decoder = SSEDecoder()
         gap = False
         async for chunk in response.aiter_text():
-            for message in decoder.feed(chunk):
+            messages = decoder.feed(chunk)
+            if decoder.retry is not None:
+                self.retry_field = decoder.retry / 1000
+            for message in messages:
                 if message.event == "journalGap":
                     gap = True
                     log.warning(
@@ -301,3 +294,7 @@ class EventStream:
                     yield parse_event(message.event, message.data, event_id=event_id)
                 except ValueError as exc:
                     log.debug("event stream: skipping %s event: %s", message.event, exc)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -2,6 +2,8 @@
 
     ChatError                       root; also the shape of per-participant errors (code, message, target)
     ├── TransportError              no response: refused, reset, timed out, TLS failure, server gone
+    ├── DecodingError               a success answer whose body is not the JSON expected
+    ├── StreamUnavailable           the endpoint serves no chatnb event stream (not the emulator): poll
     └── APIError                    the service answered with an error status
         ├── BadRequestError         400  the service rejected the request's content
         ├── AuthenticationError     401  forged, expired or revoked token; deleted user; bad access key
@@ -12,10 +14,11 @@
         └── ServerError             5xx
             └── ServiceUnavailableError  503  retried first, like 429
 
-Every :class:`APIError` carries ``status_code``, the service's error ``code``, its ``message`` and
-``target``, and says all of them in ``str(error)``. Client-side argument mistakes (an empty thread id,
-empty content, unknown scopes...) raise ``ValueError`` or ``TypeError`` before any request is sent.
-No error message ever contains an access token or an access key.
+Every exception chatnb raises for a fault of the service or of the network is in this tree. Every
+:class:`APIError` carries ``status_code``, the service's error ``code``, its ``message`` and ``target``,
+and says all of them in ``str(error)``. Client-side argument mistakes (an empty thread id, empty content,
+unknown scopes, a sync client given to an async function...) raise ``ValueError`` or ``TypeError`` before
+any request is sent. No error message ever contains an access token, an access key or chat content.
 
 >>> try:
 ...     thread.get_message("nope")
@@ -38,12 +41,15 @@ __all__ = [
     "BadRequestError",
     "ChatError",
     "ConflictError",
+    "DecodingError",
     "ForbiddenError",
     "NotFoundError",
     "RateLimitError",
     "ServerError",
     "ServiceUnavailableError",
+    "StreamUnavailable",
     "TransportError",
+    "decoding_error",
     "error_from_response",
     "transport_error",
 ]
@@ -97,6 +103,31 @@ class TransportError(ChatError):
         super().__init__(message, code=None)
         self.method = method
         self.url = url
+
+
+class DecodingError(ChatError):
+    """The service answered with a success status, but its body is not the JSON expected (not JSON at
+    all, not an object, a listing without a ``value`` array or with items that are not objects, a
+    required field missing or of the wrong type). ``method`` and ``url`` name the request; the message
+    says what was wrong, never the body's content.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.method = method
+        self.url = url
+
+
+class StreamUnavailable(ChatError):
+    """The endpoint serves no chatnb event stream (it is not the emulator): poll instead."""
 
 
 class APIError(ChatError):
@@ -267,6 +298,18 @@ def transport_error(exc: httpx.HTTPError, request: httpx.Request) -> TransportEr
     reason = str(exc) or type(exc).__name__
     return TransportError(
         f"no response from {request.method} {url}: {type(exc).__name__}: {reason}",
+        method=request.method,
+        url=url,
+    )
+
+
+def decoding_error(request: httpx.Request, problem: str, status_code: int | None = None) -> DecodingError:
+    """A :class:`DecodingError` for the answer to ``request``: ``problem`` says what is wrong with it
+    (without quoting the body: it may hold chat content)."""
+    url = str(request.url.copy_with(query=None))
+    return DecodingError(
+        f"the answer to {request.method} {url} is not the JSON expected: {problem}",
+        status_code=status_code,
         method=request.method,
         url=url,
     )

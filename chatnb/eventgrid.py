@@ -39,12 +39,12 @@ from .events import (
     Event,
     ParticipantsAddedEvent,
     ParticipantsRemovedEvent,
-    _identifier,
-    _metadata,
-    _participant,
-    _participants,
-    _str,
-    _time,
+    parse_identifier,
+    parse_metadata,
+    parse_participant,
+    parse_participants,
+    parse_text,
+    parse_time,
 )
 
 __all__ = [
@@ -88,42 +88,44 @@ def webhook_handshake_headers(request_headers: Mapping[str, str]) -> dict[str, s
 
 
 def _message_common(data: dict[str, Any]) -> dict[str, Any]:
-    type_ = _str(data.get("type")) or "text"
+    type_ = parse_text(data.get("type")) or "text"
     return {
         "id": str(data.get("messageId", "")),
         "type": type_.lower() if type_.lower() in ("text", "html") else type_,
-        "version": _str(data.get("version")) or "",
-        "created_on": _time(data.get("composeTime")),
-        "sender": _identifier(data.get("senderCommunicationIdentifier") or data.get("senderId")),
-        "sender_display_name": _str(data.get("senderDisplayName")),
-        "metadata": _metadata(data.get("metadata")),
+        "version": parse_text(data.get("version")) or "",
+        "created_on": parse_time(data.get("composeTime")),
+        "sender": parse_identifier(data.get("senderCommunicationIdentifier") or data.get("senderId")),
+        "sender_display_name": parse_text(data.get("senderDisplayName")),
+        "metadata": parse_metadata(data.get("metadata")),
     }
 
 
 def _received(common: dict[str, Any], data: dict[str, Any]) -> Event:
-    return ChatMessageReceivedEvent(**common, **_message_common(data), message=_str(data.get("messageBody")))
+    return ChatMessageReceivedEvent(
+        **common, **_message_common(data), message=parse_text(data.get("messageBody"))
+    )
 
 
 def _edited(common: dict[str, Any], data: dict[str, Any]) -> Event:
     return ChatMessageEditedEvent(
         **common,
         **_message_common(data),
-        message=_str(data.get("messageBody")),
-        edited_on=_time(data.get("editTime")),
+        message=parse_text(data.get("messageBody")),
+        edited_on=parse_time(data.get("editTime")),
     )
 
 
 def _deleted(common: dict[str, Any], data: dict[str, Any]) -> Event:
     return ChatMessageDeletedEvent(
-        **common, **_message_common(data), deleted_on=_time(data.get("deleteTime"))
+        **common, **_message_common(data), deleted_on=parse_time(data.get("deleteTime"))
     )
 
 
 def _thread_properties(data: dict[str, Any]) -> ChatThreadEventProperties:
     props = data.get("properties")
     props = props if isinstance(props, dict) else {}
-    metadata = _metadata(data.get("metadata")) or _metadata(props.get("metadata"))
-    return ChatThreadEventProperties(_str(props.get("topic")), metadata)
+    metadata = parse_metadata(data.get("metadata")) or parse_metadata(props.get("metadata"))
+    return ChatThreadEventProperties(parse_text(props.get("topic")), metadata)
 
 
 def _by(data: dict[str, Any], role: str) -> Any:
@@ -133,20 +135,20 @@ def _by(data: dict[str, Any], role: str) -> Any:
 def _thread_created(common: dict[str, Any], data: dict[str, Any]) -> Event:
     return ChatThreadCreatedEvent(
         **common,
-        version=_str(data.get("version")) or "",
-        created_on=_time(data.get("createTime")),
-        created_by=_participant(_by(data, "createdBy")),
+        version=parse_text(data.get("version")) or "",
+        created_on=parse_time(data.get("createTime")),
+        created_by=parse_participant(_by(data, "createdBy")),
         properties=_thread_properties(data),
-        participants=_participants(data.get("participants") or data.get("members")),
+        participants=parse_participants(data.get("participants") or data.get("members")),
     )
 
 
 def _thread_updated(common: dict[str, Any], data: dict[str, Any]) -> Event:
     return ChatThreadPropertiesUpdatedEvent(
         **common,
-        version=_str(data.get("version")) or "",
-        updated_on=_time(data.get("editTime")),
-        updated_by=_participant(_by(data, "editedBy")),
+        version=parse_text(data.get("version")) or "",
+        updated_on=parse_time(data.get("editTime")),
+        updated_by=parse_participant(_by(data, "editedBy")),
         properties=_thread_properties(data),
     )
 
@@ -154,30 +156,30 @@ def _thread_updated(common: dict[str, Any], data: dict[str, Any]) -> Event:
 def _thread_deleted(common: dict[str, Any], data: dict[str, Any]) -> Event:
     return ChatThreadDeletedEvent(
         **common,
-        version=_str(data.get("version")) or "",
-        deleted_on=_time(data.get("deleteTime")),
-        deleted_by=_participant(_by(data, "deletedBy")),
+        version=parse_text(data.get("version")) or "",
+        deleted_on=parse_time(data.get("deleteTime")),
+        deleted_by=parse_participant(_by(data, "deletedBy")),
     )
 
 
 def _added(common: dict[str, Any], data: dict[str, Any]) -> Event:
-    added = _participant(data.get("participantAdded"))
+    added = parse_participant(data.get("participantAdded"))
     return ParticipantsAddedEvent(
         **common,
-        version=_str(data.get("version")) or "",
-        added_on=_time(data.get("time")),
-        added_by=_participant(_by(data, "addedBy")),
+        version=parse_text(data.get("version")) or "",
+        added_on=parse_time(data.get("time")),
+        added_by=parse_participant(_by(data, "addedBy")),
         participants_added=() if added is None else (added,),
     )
 
 
 def _removed(common: dict[str, Any], data: dict[str, Any]) -> Event:
-    removed = _participant(data.get("participantRemoved"))
+    removed = parse_participant(data.get("participantRemoved"))
     return ParticipantsRemovedEvent(
         **common,
-        version=_str(data.get("version")) or "",
-        removed_on=_time(data.get("time")),
-        removed_by=_participant(_by(data, "removedBy")),
+        version=parse_text(data.get("version")) or "",
+        removed_on=parse_time(data.get("time")),
+        removed_by=parse_participant(_by(data, "removedBy")),
         participants_removed=() if removed is None else (removed,),
     )
 
@@ -224,13 +226,13 @@ def _parse_one(item: Any) -> Event | None:
         event_type = item["type"]
     else:
         raise ValueError("not an Event Grid or CloudEvents event: no eventType / type")
-    event_id = _str(item.get("id"))
+    event_id = parse_text(item.get("id"))
     if event_type == _VALIDATION:
         data = _data(item)
         return SubscriptionValidationEvent(
             event_id=event_id,
             validation_code=str(data.get("validationCode", "")),
-            validation_url=_str(data.get("validationUrl")),
+            validation_url=parse_text(data.get("validationUrl")),
         )
     parser = (
         _PARSERS.get(str(event_type).removeprefix(_PREFIX)) if str(event_type).startswith(_PREFIX) else None
@@ -243,7 +245,7 @@ def _parse_one(item: Any) -> Event | None:
     common = {
         "event_id": event_id,
         "thread_id": str(data.get("threadId", "")),
-        "recipient": _identifier(recipient),
+        "recipient": parse_identifier(recipient),
     }
     return parser(common, data)
 

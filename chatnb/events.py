@@ -48,6 +48,12 @@ __all__ = [
     "RealTimeNotificationDisconnected",
     "TypingIndicatorReceivedEvent",
     "parse_event",
+    "parse_identifier",
+    "parse_metadata",
+    "parse_participant",
+    "parse_participants",
+    "parse_text",
+    "parse_time",
 ]
 
 
@@ -249,7 +255,7 @@ EVENT_NAMES: tuple[str, ...] = (
 # -- parsing -------------------------------------------------------------------------------------
 
 
-def _identifier(value: Any) -> CommunicationIdentifier | None:
+def parse_identifier(value: Any) -> CommunicationIdentifier | None:
     """An identifier from ``{rawId, communicationUser: {id}}``, ``{id: ...}`` or a raw id string."""
     if isinstance(value, str):
         return identifier_from_raw_id(value) if value else None
@@ -262,16 +268,16 @@ def _identifier(value: Any) -> CommunicationIdentifier | None:
     if isinstance(raw, str) and raw:
         return identifier_from_raw_id(raw)
     inner = value.get("id")
-    return _identifier(inner) if inner is not None else None
+    return parse_identifier(inner) if inner is not None else None
 
 
-def _participant(value: Any) -> ChatParticipant | None:
+def parse_participant(value: Any) -> ChatParticipant | None:
     """A participant from a ``ChatParticipant`` body, an Event Grid participant or member, or a bare
     identifier (``createdBy`` and friends)."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        ident = _identifier(value)
+        ident = parse_identifier(value)
         return None if ident is None else ChatParticipant(ident)
     source = next(
         (
@@ -281,11 +287,11 @@ def _participant(value: Any) -> ChatParticipant | None:
         ),
         value,
     )
-    ident = _identifier(source)
+    ident = parse_identifier(source)
     if ident is None:
         return None
     name = value.get("displayName")
-    share = _time(value.get("shareHistoryTime"))
+    share = parse_time(value.get("shareHistoryTime"))
     if share is not None and share.timestamp() == 0:  # the service's "everything" placeholder
         share = None
     metadata = value.get("metadata")
@@ -297,13 +303,15 @@ def _participant(value: Any) -> ChatParticipant | None:
     )
 
 
-def _participants(value: Any) -> tuple[ChatParticipant, ...]:
+def parse_participants(value: Any) -> tuple[ChatParticipant, ...]:
+    """The participants of a JSON list (items that are not participants are left out)."""
     if not isinstance(value, list):
         return ()
-    return tuple(p for p in (_participant(v) for v in value) if p is not None)
+    return tuple(p for p in (parse_participant(v) for v in value) if p is not None)
 
 
-def _time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A datetime from an RFC 3339 string (a ``ValueError`` if it is not one); ``None`` for the rest."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:
@@ -311,13 +319,15 @@ def _time(value: Any) -> datetime | None:
     return None
 
 
-def _str(value: Any) -> str | None:
+def parse_text(value: Any) -> str | None:
+    """``value`` as a string (``None`` stays ``None``)."""
     if value is None:
         return None
     return value if isinstance(value, str) else str(value)
 
 
-def _metadata(value: Any) -> dict[str, str] | None:
+def parse_metadata(value: Any) -> dict[str, str] | None:
+    """A non-empty JSON object as a dict of strings, else ``None``."""
     if not isinstance(value, dict) or not value:
         return None
     return {str(k): str(v) for k, v in value.items()}
@@ -326,7 +336,7 @@ def _metadata(value: Any) -> dict[str, str] | None:
 def _properties(data: dict[str, Any]) -> ChatThreadEventProperties:
     props = data.get("properties")
     props = props if isinstance(props, dict) else {}
-    return ChatThreadEventProperties(_str(props.get("topic")), _metadata(props.get("metadata")))
+    return ChatThreadEventProperties(parse_text(props.get("topic")), parse_metadata(props.get("metadata")))
 
 
 def parse_event(name: str, data: dict[str, Any] | str, *, event_id: str | int | None = None) -> Event:
@@ -344,7 +354,7 @@ def parse_event(name: str, data: dict[str, Any] | str, *, event_id: str | int | 
     eid = None if event_id is None else str(event_id)
     if name == RealTimeNotificationConnected.kind:
         last = data.get("lastEventId")
-        return RealTimeNotificationConnected(event_id=eid, last_event_id=_str(last))
+        return RealTimeNotificationConnected(event_id=eid, last_event_id=parse_text(last))
     if name == RealTimeNotificationDisconnected.kind:
         return RealTimeNotificationDisconnected(event_id=eid, reason=str(data.get("reason", "")))
     if name not in CHAT_EVENT_NAMES:
@@ -352,71 +362,73 @@ def parse_event(name: str, data: dict[str, Any] | str, *, event_id: str | int | 
     common: dict[str, Any] = {
         "event_id": eid,
         "thread_id": str(data.get("threadId", "")),
-        "recipient": _identifier(data.get("recipient")),
+        "recipient": parse_identifier(data.get("recipient")),
     }
     if name in ("chatMessageReceived", "chatMessageEdited", "chatMessageDeleted"):
         common.update(
             id=str(data.get("id", "")),
             type=str(data.get("type", "text")),
-            version=_str(data.get("version")) or "",
-            created_on=_time(data.get("createdOn")),
-            sender=_identifier(data.get("sender")),
-            sender_display_name=_str(data.get("senderDisplayName")),
-            metadata=_metadata(data.get("metadata")),
+            version=parse_text(data.get("version")) or "",
+            created_on=parse_time(data.get("createdOn")),
+            sender=parse_identifier(data.get("sender")),
+            sender_display_name=parse_text(data.get("senderDisplayName")),
+            metadata=parse_metadata(data.get("metadata")),
         )
         if name == "chatMessageReceived":
-            return ChatMessageReceivedEvent(**common, message=_str(data.get("message")))
+            return ChatMessageReceivedEvent(**common, message=parse_text(data.get("message")))
         if name == "chatMessageEdited":
             return ChatMessageEditedEvent(
-                **common, message=_str(data.get("message")), edited_on=_time(data.get("editedOn"))
+                **common, message=parse_text(data.get("message")), edited_on=parse_time(data.get("editedOn"))
             )
-        return ChatMessageDeletedEvent(**common, deleted_on=_time(data.get("deletedOn")))
+        return ChatMessageDeletedEvent(**common, deleted_on=parse_time(data.get("deletedOn")))
     if name == "typingIndicatorReceived":
         return TypingIndicatorReceivedEvent(
             **common,
-            sender=_identifier(data.get("sender")),
-            sender_display_name=_str(data.get("senderDisplayName")),
-            version=_str(data.get("version")) or "",
-            received_on=_time(data.get("receivedOn")),
+            sender=parse_identifier(data.get("sender")),
+            sender_display_name=parse_text(data.get("senderDisplayName")),
+            version=parse_text(data.get("version")) or "",
+            received_on=parse_time(data.get("receivedOn")),
         )
     if name == "readReceiptReceived":
         return ReadReceiptReceivedEvent(
             **common,
-            sender=_identifier(data.get("sender")),
-            sender_display_name=_str(data.get("senderDisplayName")),
+            sender=parse_identifier(data.get("sender")),
+            sender_display_name=parse_text(data.get("senderDisplayName")),
             chat_message_id=str(data.get("chatMessageId", "")),
-            read_on=_time(data.get("readOn")),
+            read_on=parse_time(data.get("readOn")),
         )
-    common["version"] = _str(data.get("version")) or ""
+    common["version"] = parse_text(data.get("version")) or ""
     if name == "chatThreadCreated":
         return ChatThreadCreatedEvent(
             **common,
-            created_on=_time(data.get("createdOn")),
-            created_by=_participant(data.get("createdBy")),
+            created_on=parse_time(data.get("createdOn")),
+            created_by=parse_participant(data.get("createdBy")),
             properties=_properties(data),
-            participants=_participants(data.get("participants")),
+            participants=parse_participants(data.get("participants")),
         )
     if name == "chatThreadPropertiesUpdated":
         return ChatThreadPropertiesUpdatedEvent(
             **common,
-            updated_on=_time(data.get("updatedOn")),
-            updated_by=_participant(data.get("updatedBy")),
+            updated_on=parse_time(data.get("updatedOn")),
+            updated_by=parse_participant(data.get("updatedBy")),
             properties=_properties(data),
         )
     if name == "chatThreadDeleted":
         return ChatThreadDeletedEvent(
-            **common, deleted_on=_time(data.get("deletedOn")), deleted_by=_participant(data.get("deletedBy"))
+            **common,
+            deleted_on=parse_time(data.get("deletedOn")),
+            deleted_by=parse_participant(data.get("deletedBy")),
         )
     if name == "participantsAdded":
         return ParticipantsAddedEvent(
             **common,
-            added_on=_time(data.get("addedOn")),
-            added_by=_participant(data.get("addedBy")),
-            participants_added=_participants(data.get("participantsAdded")),
+            added_on=parse_time(data.get("addedOn")),
+            added_by=parse_participant(data.get("addedBy")),
+            participants_added=parse_participants(data.get("participantsAdded")),
         )
     return ParticipantsRemovedEvent(
         **common,
-        removed_on=_time(data.get("removedOn")),
-        removed_by=_participant(data.get("removedBy")),
-        participants_removed=_participants(data.get("participantsRemoved")),
+        removed_on=parse_time(data.get("removedOn")),
+        removed_by=parse_participant(data.get("removedBy")),
+        participants_removed=parse_participants(data.get("participantsRemoved")),
     )

@@ -6,8 +6,9 @@
 
 - **push** (:class:`EventStream`): the emulator's Server-Sent Events stream
   (``GET /chatnb/events?api-version=2024-03-07`` with the user's bearer token). After a drop it reconnects
-  with bounded exponential backoff and jitter (waiting at least the ``Retry-After`` of a 429/503), sends
-  ``Last-Event-ID`` and gets what it missed; events are de-duplicated by id, so a handler sees every event
+  with bounded exponential backoff and jitter, waiting at least what the server asked for (the
+  ``Retry-After`` of a 429/503, else the stream's ``retry:`` field), sends ``Last-Event-ID`` and gets
+  what it missed; events are de-duplicated by id, so a handler sees every event
   once, in order. The token comes from the credential on every (re)connect, so a refreshed token is
   picked up.
 - **poll** (:class:`~chatnb._polling.Poller`): the real service has no push channel for Python, so the
@@ -38,16 +39,8 @@ from typing import Any, Literal
 
 import httpx
 
-from ._stream import (
-    STREAM_API_VERSION,
-    EventStream,
-    SSEDecoder,
-    SSEMessage,
-    StreamUnavailable,
-    backoff_delay,
-    bearer_token,
-    make_http_client,
-)
+from ._stream import STREAM_API_VERSION, EventStream, SSEDecoder, SSEMessage
+from .errors import StreamUnavailable
 from .events import (
     EVENT_NAMES,
     Event,
@@ -65,9 +58,6 @@ __all__ = [
     "SSEDecoder",
     "SSEMessage",
     "StreamUnavailable",
-    "backoff_delay",
-    "bearer_token",
-    "make_http_client",
 ]
 
 log = logging.getLogger("chatnb.realtime")
@@ -93,7 +83,8 @@ class RealtimeNotifications:
         credential: a ``CommunicationTokenCredential`` or a token string.
         mode: ``"auto"``, ``"push"`` or ``"poll"``.
         poll_interval: seconds between polling rounds.
-        verify, transport: TLS trust and an optional ``httpx.AsyncBaseTransport``.
+        connection_verify, transport: TLS trust (as the clients' ``connection_verify``) and an optional
+            ``httpx.AsyncBaseTransport``.
     """
 
     def __init__(
@@ -103,7 +94,7 @@ class RealtimeNotifications:
         *,
         mode: Mode = "auto",
         poll_interval: float = 1.0,
-        verify: bool | str | ssl.SSLContext | None = None,
+        connection_verify: bool | str | ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -111,7 +102,7 @@ class RealtimeNotifications:
         self.mode: Mode = "auto"
         self.poll_interval = 1.0
         self.configure(mode, poll_interval)
-        self.verify = verify
+        self.connection_verify = connection_verify
         self.transport = transport
         self.active_mode: Literal["push", "poll"] | None = None
         self.connected = False
@@ -123,6 +114,8 @@ class RealtimeNotifications:
         self._ready: asyncio.Event | None = None
         self._source: Any = None
         self._stopping: asyncio.Task[None] | None = None
+        self.starts = 0
+        """How many times the engine was started."""
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -209,7 +202,18 @@ class RealtimeNotifications:
 
     @property
     def running(self) -> bool:
+        """Whether the source (stream or poller) is running."""
         return self._task is not None and not self._task.done()
+
+    def idle_handlers(self) -> bool:
+        """Whether handlers are registered that nothing will call: the engine was never started and no
+        ``events()`` iterator waits to start it."""
+        return bool(self._handlers) and self.starts == 0 and not self._subscribers
+
+    def cancel(self) -> None:
+        """Cancel the running source at once, from the loop's own thread (:meth:`stop` then reports it)."""
+        if self._task is not None:
+            self._task.cancel()
 
     def schedule(
         self,
@@ -224,6 +228,7 @@ class RealtimeNotifications:
         if self.running:
             return
         self.error = None
+        self.starts += 1
         self._ready = asyncio.Event()
         since = since or datetime.now(timezone.utc)
         self._task = loop.create_task(self._run(last_event_id, since), name="chatnb-realtime")
@@ -237,13 +242,15 @@ class RealtimeNotifications:
         """
         if not self.running:
             self.schedule(asyncio.get_running_loop(), last_event_id=last_event_id)
-        assert self._ready is not None and self._task is not None
-        ready = asyncio.ensure_future(self._ready.wait())
+        started, task = self._ready, self._task
+        if started is None or task is None:  # schedule() sets both
+            raise RuntimeError("the real-time engine did not start")
+        ready = asyncio.ensure_future(started.wait())
         try:
-            await asyncio.wait({ready, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({ready, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             ready.cancel()
-        if self._task.done() and self.error is not None:
+        if task.done() and self.error is not None:
             raise self.error
         if not self.connected:
             log.warning("real-time notifications are not connected yet; still trying in the background")
@@ -255,7 +262,7 @@ class RealtimeNotifications:
                     self.endpoint,
                     self.credential,
                     last_event_id=last_event_id,
-                    verify=self.verify,
+                    connection_verify=self.connection_verify,
                     transport=self.transport,
                 )
                 try:
@@ -277,7 +284,7 @@ class RealtimeNotifications:
                 self.credential,
                 interval=self.poll_interval,
                 since=since,
-                verify=self.verify,
+                connection_verify=self.connection_verify,
                 transport=self.transport,
             )
             async for event in self._source:
@@ -291,11 +298,12 @@ class RealtimeNotifications:
                 await self._dispatch(RealTimeNotificationDisconnected(reason=f"{type(exc).__name__}: {exc}"))
             self._end_iterators()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> None:
         """Stop the stream; handlers get a final ``realTimeNotificationDisconnected`` if it was connected.
 
         Called from a handler (inside the stream's own task), it returns at once and the stream stops
-        when the handler returns.
+        when the handler returns. ``timeout``: seconds to wait for the source to end (``None``: as long
+        as it takes).
         """
         task, self._task = self._task, None
         if task is not None and task is asyncio.current_task():
@@ -304,8 +312,11 @@ class RealtimeNotifications:
             return
         if task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if timeout is None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            else:
+                await asyncio.wait({task}, timeout=timeout)
         if self.connected:
             await self._dispatch(RealTimeNotificationDisconnected(reason="stopped"))
         self._end_iterators()
@@ -359,7 +370,8 @@ class EventIterator:
         if item is _END:
             await self.aclose()
             raise StopAsyncIteration
-        assert isinstance(item, Event)
+        if not isinstance(item, Event):
+            raise RuntimeError(f"the event queue held a {type(item).__name__}, not an event")
         return item
 
     async def aclose(self) -> None:

@@ -184,8 +184,7 @@ class User:
 
     def thread(self, thread_id: str) -> ChatThreadClient:
         """A client for an existing thread, acting as this user."""
-        client = self.chat_client.get_chat_thread_client(thread_id)
-        client._default_display_name = self.name
+        client = self.chat_client.get_chat_thread_client(thread_id, default_display_name=self.name)
         return client
 
     def threads(self) -> pd.DataFrame:

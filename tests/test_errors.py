@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -419,3 +420,70 @@ def test_secrets_never_show() -> None:
     with mock_chat(handler) as thread, pytest.raises(chatnb.AuthenticationError) as denied:
         thread.list_messages()
     assert TOKEN not in str(denied.value) and TOKEN not in repr(denied.value)
+
+
+# -- a success answer that is not the JSON expected: DecodingError ------------------------------------
+
+MESSAGE = {"id": "1", "type": "text", "sequenceId": "1", "version": "1", "createdOn": "2024-01-01T00:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "headers", "call", "problem"),
+    [
+        pytest.param(200, b"<html>busy</html>", {}, "get_properties", "not JSON", id="not-json"),
+        pytest.param(200, b"[1, 2]", {}, "get_properties", "a list where a JSON object", id="a-list"),
+        pytest.param(200, b'{"topic": "x"}', {}, "get_properties", "missing 'id'", id="missing-field"),
+        pytest.param(201, b"{}", {}, "send_message", "missing 'id'", id="no-message-id"),
+        pytest.param(200, b'{"value": {}}', {}, "list_messages", "without a 'value' array", id="value"),
+        pytest.param(200, b'{"value": [1, "x"]}', {}, "list_messages", "not all JSON objects", id="items"),
+        pytest.param(200, b'{"value": [], "nextLink": 5}', {}, "list_messages", "'nextLink'", id="link"),
+        pytest.param(
+            200,
+            json.dumps({"value": [{**MESSAGE, "createdOn": "secret words"}]}).encode(),
+            {},
+            "iter_messages",
+            "wrong type (ValueError)",
+            id="bad-item",
+        ),
+        pytest.param(
+            200,
+            b"not gzip at all",
+            {"content-encoding": "gzip"},
+            "get_properties",
+            "does not decode",
+            id="gzip",
+        ),
+    ],
+)
+def test_a_success_body_that_is_not_the_json_expected_is_a_decoding_error(
+    status: int, content: bytes, headers: dict[str, str], call: str, problem: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            status, content=content, headers={"content-type": "application/json", **headers}
+        )
+
+    with mock_chat(handler) as thread, pytest.raises(chatnb.DecodingError) as info:
+        if call == "send_message":
+            thread.send_message("hi")
+        elif call == "iter_messages":
+            list(thread.iter_messages())
+        else:
+            getattr(thread, call)()
+    error = info.value
+    assert isinstance(error, chatnb.ChatError) and not isinstance(error, chatnb.APIError)
+    assert problem in str(error) and "https://acs.example.test/chat/threads/" in str(error)
+    assert error.method == "GET" or call == "send_message"
+    assert "secret words" not in str(error) and TOKEN not in str(error)
+
+
+async def test_the_async_client_raises_the_same_decoding_errors() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"value": [MESSAGE, ["not", "an", "object"]]})
+
+    transport = httpx.MockTransport(handler)
+    async with chatnb.aio.ChatThreadClient(ENDPOINT, TOKEN, "19:t@thread.v2", transport=transport) as thread:
+        with pytest.raises(chatnb.DecodingError, match="not all JSON objects"):
+            await thread.list_messages()
+        with pytest.raises(chatnb.DecodingError, match="not all JSON objects"):
+            [m async for m in thread.iter_messages()]

@@ -177,7 +177,7 @@ async def test_a_cut_in_a_burst_of_500_loses_and_duplicates_nothing(
     relay = Relay("127.0.0.1", urlsplit(emulator.endpoint).port or 443)
     via = await relay.start()
     engine = RealtimeNotifications(
-        via, b.token, mode="push", verify=ssl.create_default_context(cafile=str(emulator.ca_cert))
+        via, b.token, mode="push", connection_verify=ssl.create_default_context(cafile=str(emulator.ca_cert))
     )
     stream = engine.events()
     await engine.start()

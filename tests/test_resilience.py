@@ -682,7 +682,7 @@ async def test_push_reports_the_outage_retries_with_bounded_backoff_and_catches_
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     def source(endpoint: str, token: str, verify: ssl.SSLContext) -> EventStream:
-        return EventStream(endpoint, token, verify=verify, backoff=BACKOFF)
+        return EventStream(endpoint, token, connection_verify=verify, backoff=BACKOFF)
 
     assert_outage_survived(*await outage(tmp_path, source, caplog))
 
@@ -691,6 +691,6 @@ async def test_polling_reports_the_outage_retries_with_bounded_backoff_and_catch
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     def source(endpoint: str, token: str, verify: ssl.SSLContext) -> Poller:
-        return Poller(endpoint, token, interval=0.05, verify=verify, backoff=BACKOFF)
+        return Poller(endpoint, token, interval=0.05, connection_verify=verify, backoff=BACKOFF)
 
     assert_outage_survived(*await outage(tmp_path, source, caplog))

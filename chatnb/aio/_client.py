@@ -1,30 +1,34 @@
-"""Async ``ChatClient`` and ``ChatThreadClient`` over one ``httpx.AsyncClient``; same names, same core.
+"""``ChatClient`` and ``ChatThreadClient``: the official SDK's chat API over one ``httpx.AsyncClient``.
 
->>> async with ChatClient(endpoint, credential) as chat:
-...     thread = chat.get_chat_thread_client((await chat.create_chat_thread("Lunch")).chat_thread.id)
+>>> async with ChatClient(endpoint, CommunicationTokenCredential(token)) as chat:
+...     created = await chat.create_chat_thread("Lunch")
+...     thread = chat.get_chat_thread_client(created.chat_thread.id)
 ...     await thread.send_message("Pizza?")
-...     frame = await thread.list_messages()
+...     frame = await thread.list_messages()        # a DataFrame, oldest first
 ...     async for message in thread.iter_messages():
 ...         ...
+
+Every ``list_*`` returns a :mod:`pandas` DataFrame (see :mod:`chatnb.frames` for the columns), and each
+has an ``iter_*`` twin yielding typed models page by page, in the service's order. Methods only send what
+:mod:`chatnb._core` builds, through one sender (:mod:`chatnb.aio._sender`), so the sync clients and the
+async ones (:mod:`chatnb.aio`, the source the sync module is generated from) behave the same by
+construction. Both work in a notebook cell, where an asyncio loop is already running.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pandas as pd
 
 from .. import _core
 from .._chat_ops import ChatOperations, ThreadOperations
-from .._core import Call, Paged, RetryPolicy
+from .._core import RetryPolicy
 from .._realtime_client import AsyncRealtimeMixin
-from ..credential import as_credential
-from ..errors import ChatError, transport_error
+from ..errors import ChatError
 from ..models import (
     ChatMessage,
     ChatMessageReadReceipt,
@@ -39,123 +43,39 @@ from ..models import (
 )
 from ..paging import MessagePage
 from ._credential import CommunicationTokenCredential
+from ._flavour import as_credential
+from ._sender import BearerAuth, ClientBase
 
 __all__ = ["ChatClient", "ChatThreadClient"]
 
-T = TypeVar("T")
-M = TypeVar("M")
-_S = TypeVar("_S", bound="_AsyncBase")
 
+class ChatClient(AsyncRealtimeMixin, ClientBase):
+    """Creates, lists and deletes chat threads, and hands out :class:`ChatThreadClient` s.
 
-class _AsyncBase:
-    """Sends the core's requests asynchronously: authorises, retries 429/503, follows ``nextLink``."""
+    Args:
+        endpoint: the ACS resource (or emulator) endpoint.
+        credential: a :class:`~chatnb.CommunicationTokenCredential` (a token string is wrapped in one).
+            The chatnb.aio clients also take the sync credential (asked in a worker thread).
+        connection_verify: ``True``, ``False``, a CA bundle path or an ``ssl.SSLContext``; by default the
+            embedded emulator's certificate for a local emulator, else the system trust store.
+        timeout: seconds (or an ``httpx.Timeout``) per request; default 30.
+        transport: an ``httpx.AsyncBaseTransport`` to send through (tests).
+        retry_policy: when to retry 429/503 (:class:`~chatnb.RetryPolicy`).
+        api_version: the Chat API version (default ``2024-03-07``; thread metadata and retention use
+            ``2025-03-15`` for those requests).
 
-    endpoint: str
+    Raises:
+        TypeError: for a credential that is not one (the sync clients: an async one), or a bad endpoint.
 
-    def _setup(
-        self,
-        endpoint: str,
-        *,
-        connection_verify: Any,
-        timeout: Any,
-        transport: httpx.AsyncBaseTransport | None,
-        retry_policy: RetryPolicy | None,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.endpoint = _core.normalize_endpoint(endpoint)
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.transport = transport
-        if http_client is not None:
-            self._http, self._owns_http = http_client, False
-            self.connection_verify: Any = connection_verify
-            self.timeout = http_client.timeout
-            return
-        self.connection_verify = _core.resolve_verify(self.endpoint, connection_verify)
-        self.timeout = _core.resolve_timeout(timeout)
-        self._http = httpx.AsyncClient(
-            verify=self.connection_verify,
-            timeout=self.timeout,
-            transport=transport,
-            limits=httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60),
-        )
-        self._owns_http = True
+    >>> async with ChatClient(endpoint, credential) as chat:
+    ...     result = await chat.create_chat_thread("Lunch", thread_participants=[ChatParticipant(other_id)])
+    ...     await chat.list_chat_threads()
 
-    async def _authorize(self, request: httpx.Request) -> None:
-        raise NotImplementedError
+    Real-time events, as in the JavaScript SDK (see :mod:`chatnb._realtime_client`):
 
-    async def _send_raw(self, request: httpx.Request) -> httpx.Response:
-        retries, waited = 0, 0.0
-        while True:
-            await self._authorize(request)
-            try:
-                response = await self._http.send(request)
-            except httpx.TransportError as exc:
-                raise transport_error(exc, request) from exc
-            delay = self.retry_policy.next_delay(response, retries, waited)
-            if delay is None:
-                return response
-            await response.aclose()
-            await asyncio.sleep(delay)
-            retries, waited = retries + 1, waited + delay
-
-    async def _send(self, call: Call[T]) -> T:
-        return call.parse(await self._send_raw(call.request))
-
-    async def _pages(
-        self, paged: Paged[M]
-    ) -> AsyncIterator[tuple[list[dict[str, Any]], httpx.Request | None]]:
-        request: httpx.Request | None = paged.request
-        while request is not None:
-            items, request = paged.page(await self._send_raw(request))
-            yield items, request
-
-    async def _iter(self, paged: Paged[M]) -> AsyncIterator[M]:
-        async for items, _ in self._pages(paged):
-            for item in items:
-                yield paged.model(item)
-
-    async def _message_pages(self, paged: Paged[ChatMessage]) -> AsyncIterator[MessagePage]:
-        async for items, following in self._pages(paged):
-            yield _core.message_page(items, following)
-
-    async def _frame(self, paged: Paged[M]) -> pd.DataFrame:
-        items: list[dict[str, Any]] = []
-        async for page, _ in self._pages(paged):
-            items.extend(page)
-        return paged.frame(items)
-
-    @property
-    def http_client(self) -> httpx.AsyncClient:
-        """The underlying ``httpx.AsyncClient`` (shared with thread clients made by ``ChatClient``)."""
-        return self._http
-
-    async def close(self) -> None:
-        """Close the connections (a thread client from ``get_chat_thread_client`` shares its parent's)."""
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self: _S) -> _S:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-
-class _BearerBase(_AsyncBase):
-    credential: Any
-    api_version: str
-
-    async def _authorize(self, request: httpx.Request) -> None:
-        token = self.credential.get_token()  # an async credential, or a sync one
-        if inspect.isawaitable(token):
-            token = await token
-        request.headers["Authorization"] = "Bearer " + token.token
-
-
-class ChatClient(AsyncRealtimeMixin, _BearerBase):
-    """Async twin of :class:`chatnb.ChatClient` (same arguments; methods are coroutines, ``iter_*`` are
-    async generators). The credential may be the async or the sync ``CommunicationTokenCredential``.
-    Real-time events: ``on()``, ``off()``, ``await start_realtime_notifications()``, ``events()``."""
+    >>> chat.on("chatMessageReceived", lambda event: print(event.message))
+    >>> await chat.start_realtime_notifications()
+    """
 
     def __init__(
         self,
@@ -172,6 +92,7 @@ class ChatClient(AsyncRealtimeMixin, _BearerBase):
         self.api_version = api_version
         self._setup(
             endpoint,
+            BearerAuth(self.credential),
             connection_verify=connection_verify,
             timeout=timeout,
             transport=transport,
@@ -182,9 +103,30 @@ class ChatClient(AsyncRealtimeMixin, _BearerBase):
     def __repr__(self) -> str:
         return f"<aio.ChatClient {self.endpoint}>"
 
-    def get_chat_thread_client(self, thread_id: str) -> ChatThreadClient:
-        """A client for ``thread_id``; no network call; shares this client's connections and settings."""
-        return ChatThreadClient._child(self, thread_id)
+    def get_chat_thread_client(
+        self, thread_id: str, *, default_display_name: str | None = None
+    ) -> ChatThreadClient:
+        """A client for ``thread_id``; no network call. It shares this client's connections and settings.
+
+        Args:
+            thread_id: the thread.
+            default_display_name: the ``sender_display_name`` its messages and typing notifications
+                carry when none is given.
+
+        Raises:
+            ValueError: if ``thread_id`` is empty.
+        """
+        return ChatThreadClient(
+            self.endpoint,
+            self.credential,
+            thread_id,
+            default_display_name=default_display_name,
+            connection_verify=self.connection_verify,
+            transport=self.transport,
+            retry_policy=self.retry_policy,
+            api_version=self.api_version,
+            _http_client=self.http_client,
+        )
 
     async def create_chat_thread(
         self,
@@ -195,31 +137,50 @@ class ChatClient(AsyncRealtimeMixin, _BearerBase):
         metadata: dict[str, str] | None = None,
         retention_policy: ChatRetentionPolicy | None = None,
     ) -> CreateChatThreadResult:
-        """See :meth:`chatnb.ChatClient.create_chat_thread`."""
+        """Create a thread (the caller is always a participant); ``.chat_thread`` and ``.errors``.
+
+        A repeated ``idempotency_token`` returns the same thread. ``metadata`` and ``retention_policy``
+        need API 2025-03-15 (used automatically).
+
+        Raises:
+            ValueError: for an empty topic. AuthenticationError, ForbiddenError, ...: service errors.
+        """
         call = self._ops.create_chat_thread(
             topic, thread_participants, idempotency_token, metadata, retention_policy
         )
-        return await self._send(call)
+        return await self._sender.call(call)
 
     async def list_chat_threads(
         self, *, results_per_page: int | None = None, start_time: datetime | None = None
     ) -> pd.DataFrame:
-        """See :meth:`chatnb.ChatClient.list_chat_threads`."""
-        return await self._frame(self._ops.list_chat_threads(results_per_page, start_time))
+        """The caller's threads as a DataFrame: ``id``, ``topic``, ``last_message_received_on``,
+        ``deleted_on``; ``start_time`` keeps threads active since then."""
+        return await self._sender.frame(self._ops.list_chat_threads(results_per_page, start_time))
 
     def iter_chat_threads(
         self, *, results_per_page: int | None = None, start_time: datetime | None = None
     ) -> AsyncIterator[ChatThreadItem]:
-        """The caller's threads, fetched page by page (``async for``)."""
-        return self._iter(self._ops.list_chat_threads(results_per_page, start_time))
+        """The caller's threads as :class:`~chatnb.ChatThreadItem` s, fetched page by page."""
+        return self._sender.items(self._ops.list_chat_threads(results_per_page, start_time))
 
     async def delete_chat_thread(self, thread_id: str) -> None:
         """Delete a thread (succeeds if it is already gone)."""
-        return await self._send(self._ops.delete_chat_thread(thread_id))
+        return await self._sender.call(self._ops.delete_chat_thread(thread_id))
 
 
-class ChatThreadClient(_BearerBase):
-    """Async twin of :class:`chatnb.ChatThreadClient`."""
+class ChatThreadClient(ClientBase):
+    """Messages, participants, typing and read receipts of one thread.
+
+    Usually made by :meth:`ChatClient.get_chat_thread_client`; built directly it takes the same keyword
+    arguments as :class:`ChatClient`, and ``default_display_name`` (the ``sender_display_name`` of
+    messages and typing notifications that give none).
+
+    >>> sent = await thread.send_message("hello", sender_display_name="Jack")
+    >>> sent.id
+    >>> await thread.list_messages(start_time=yesterday)
+    >>> async for message in thread.iter_messages():   # newest first, page by page
+    ...     ...
+    """
 
     def __init__(
         self,
@@ -227,6 +188,7 @@ class ChatThreadClient(_BearerBase):
         credential: CommunicationTokenCredential | Any,
         thread_id: str,
         *,
+        default_display_name: str | None = None,
         connection_verify: Any = None,
         timeout: float | httpx.Timeout | None = _core.DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -235,29 +197,17 @@ class ChatThreadClient(_BearerBase):
         _http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._ops = ThreadOperations(endpoint, thread_id, api_version)
+        self._default_display_name = _core.check_optional_text(default_display_name, "default_display_name")
         self.credential = as_credential(credential, CommunicationTokenCredential)
         self.api_version = api_version
         self._setup(
             endpoint,
+            BearerAuth(self.credential),
             connection_verify=connection_verify,
             timeout=timeout,
             transport=transport,
             retry_policy=retry_policy,
             http_client=_http_client,
-        )
-        self._default_display_name: str | None = None
-
-    @classmethod
-    def _child(cls, parent: ChatClient, thread_id: str) -> ChatThreadClient:
-        return cls(
-            parent.endpoint,
-            parent.credential,
-            thread_id,
-            connection_verify=parent.connection_verify,
-            transport=parent.transport,
-            retry_policy=parent.retry_policy,
-            api_version=parent.api_version,
-            _http_client=parent.http_client,
         )
 
     def __repr__(self) -> str:
@@ -265,13 +215,24 @@ class ChatThreadClient(_BearerBase):
 
     @property
     def thread_id(self) -> str:
+        """The thread's id."""
         return self._ops.thread_id
 
+    @property
+    def default_display_name(self) -> str | None:
+        """The ``sender_display_name`` of messages and typing notifications that give none."""
+        return self._default_display_name
+
+    def _display_name(self, given: str | None) -> str | None:
+        return self._default_display_name if given is None else given
+
     async def get_properties(self) -> ChatThreadProperties:
-        return await self._send(self._ops.get_properties())
+        """The thread's properties (with ``metadata`` and ``retention_policy``)."""
+        return await self._sender.call(self._ops.get_properties())
 
     async def update_topic(self, topic: str) -> None:
-        return await self._send(self._ops.update_properties(topic))
+        """Change the topic (writes a ``topicUpdated`` message)."""
+        return await self._sender.call(self._ops.update_properties(topic))
 
     async def update_properties(
         self,
@@ -280,7 +241,8 @@ class ChatThreadClient(_BearerBase):
         metadata: dict[str, str] | None = None,
         retention_policy: ChatRetentionPolicy | None = None,
     ) -> None:
-        return await self._send(self._ops.update_properties(topic, metadata, retention_policy))
+        """Change the topic, merge ``metadata`` into the thread's, or set its retention policy."""
+        return await self._sender.call(self._ops.update_properties(topic, metadata, retention_policy))
 
     async def send_message(
         self,
@@ -290,21 +252,32 @@ class ChatThreadClient(_BearerBase):
         sender_display_name: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> SendChatMessageResult:
-        name = self._default_display_name if sender_display_name is None else sender_display_name
-        return await self._send(self._ops.send_message(content, chat_message_type, name, metadata))
+        """Send a ``text`` (default) or ``html`` message; the result's ``.id`` is the message id.
+        Without ``sender_display_name`` it carries the client's :attr:`default_display_name`.
+
+        Raises:
+            ValueError: for empty content or another message type.
+        """
+        name = self._display_name(sender_display_name)
+        return await self._sender.call(self._ops.send_message(content, chat_message_type, name, metadata))
 
     async def get_message(self, message_id: str) -> ChatMessage:
-        return await self._send(self._ops.get_message(message_id))
+        """One message. Raises ``NotFoundError`` if it does not exist (or is hidden by history sharing)."""
+        return await self._sender.call(self._ops.get_message(message_id))
 
     async def list_messages(
         self, *, results_per_page: int | None = None, start_time: datetime | None = None
     ) -> pd.DataFrame:
-        return await self._frame(self._ops.list_messages(results_per_page, start_time))
+        """Every message (system ones too) as a DataFrame in chronological order; edited messages show
+        their new content and ``edited_on``, deleted ones ``deleted_on`` and no content. ``start_time``
+        keeps messages created, edited or deleted since then. Columns: :mod:`chatnb.frames`."""
+        return await self._sender.frame(self._ops.list_messages(results_per_page, start_time))
 
     def iter_messages(
         self, *, results_per_page: int | None = None, start_time: datetime | None = None
     ) -> AsyncIterator[ChatMessage]:
-        return self._iter(self._ops.list_messages(results_per_page, start_time))
+        """Messages as :class:`~chatnb.ChatMessage` s, newest first, fetched page by page."""
+        return self._sender.items(self._ops.list_messages(results_per_page, start_time))
 
     def iter_message_pages(
         self,
@@ -313,49 +286,77 @@ class ChatThreadClient(_BearerBase):
         start_time: datetime | None = None,
         continuation_token: str | None = None,
     ) -> AsyncIterator[MessagePage]:
-        """See :meth:`chatnb.ChatThreadClient.iter_message_pages` (here ``async for``)."""
+        """The message listing one page (one request) at a time, as :class:`~chatnb.MessagePage` s:
+        each has the page's ``frame`` (the columns of :meth:`list_messages`, oldest first within the
+        page), its ``items`` and its ``continuation_token``. Pages come newest first, as the service
+        lists them; there is always at least one (maybe empty).
+
+        ``continuation_token`` (a page's, saved earlier) resumes the listing after that page; it carries
+        the listing's page size and start time, so give it alone.
+
+        >>> first = await anext(thread.iter_message_pages(results_per_page=100))
+        >>> token = first.continuation_token
+        >>> rest = [page async for page in thread.iter_message_pages(continuation_token=token)]
+        >>> MessagePage.concat_frames(rest)     # the older messages, in one chronological frame
+
+        Raises:
+            ValueError: for a token with ``results_per_page`` or ``start_time``, or a token that is not
+                this thread's (another endpoint or thread). BadRequestError: a token the service no
+                longer accepts.
+        """
         paged = self._ops.list_message_pages(results_per_page, start_time, continuation_token)
-        return self._message_pages(paged)
+        return self._sender.message_pages(paged)
 
     async def update_message(
         self, message_id: str, content: str | None = None, *, metadata: dict[str, str] | None = None
     ) -> None:
-        return await self._send(self._ops.update_message(message_id, content, metadata))
+        """Edit your own message's content and/or merge ``metadata`` into it."""
+        return await self._sender.call(self._ops.update_message(message_id, content, metadata))
 
     async def delete_message(self, message_id: str) -> None:
-        return await self._send(self._ops.delete_message(message_id))
+        """Delete your own message (succeeds if it is already gone)."""
+        return await self._sender.call(self._ops.delete_message(message_id))
 
     async def list_participants(
         self, *, results_per_page: int | None = None, skip: int | None = None
     ) -> pd.DataFrame:
-        return await self._frame(self._ops.list_participants(results_per_page, skip))
+        """Participants as a DataFrame: ``id``, ``display_name``, ``share_history_time``, ``metadata``."""
+        return await self._sender.frame(self._ops.list_participants(results_per_page, skip))
 
     def iter_participants(
         self, *, results_per_page: int | None = None, skip: int | None = None
     ) -> AsyncIterator[ChatParticipant]:
-        return self._iter(self._ops.list_participants(results_per_page, skip))
+        """Participants as :class:`~chatnb.ChatParticipant` s, page by page."""
+        return self._sender.items(self._ops.list_participants(results_per_page, skip))
 
     async def add_participants(
         self, thread_participants: list[ChatParticipant]
     ) -> list[tuple[ChatParticipant | None, ChatError]]:
-        return await self._send(self._ops.add_participants(thread_participants))
+        """Add participants; returns the ``(participant, error)`` pairs the service refused (empty if
+        all were added), as the official SDK does."""
+        return await self._sender.call(self._ops.add_participants(thread_participants))
 
     async def remove_participant(self, identifier: CommunicationIdentifier | str) -> None:
-        return await self._send(self._ops.remove_participant(identifier))
+        """Remove a participant (or leave, with your own identifier)."""
+        return await self._sender.call(self._ops.remove_participant(identifier))
 
     async def send_typing_notification(self, *, sender_display_name: str | None = None) -> None:
-        name = self._default_display_name if sender_display_name is None else sender_display_name
-        return await self._send(self._ops.send_typing_notification(name))
+        """Tell the other participants you are typing (as :attr:`default_display_name` unless told)."""
+        name = self._display_name(sender_display_name)
+        return await self._sender.call(self._ops.send_typing_notification(name))
 
     async def send_read_receipt(self, message_id: str) -> None:
-        return await self._send(self._ops.send_read_receipt(message_id))
+        """Mark ``message_id`` (and everything before it) as read by you."""
+        return await self._sender.call(self._ops.send_read_receipt(message_id))
 
     async def list_read_receipts(
         self, *, results_per_page: int | None = None, skip: int | None = None
     ) -> pd.DataFrame:
-        return await self._frame(self._ops.list_read_receipts(results_per_page, skip))
+        """Read receipts as a DataFrame: ``sender_id``, ``chat_message_id``, ``read_on``."""
+        return await self._sender.frame(self._ops.list_read_receipts(results_per_page, skip))
 
     def iter_read_receipts(
         self, *, results_per_page: int | None = None, skip: int | None = None
     ) -> AsyncIterator[ChatMessageReadReceipt]:
-        return self._iter(self._ops.list_read_receipts(results_per_page, skip))
+        """Read receipts as :class:`~chatnb.ChatMessageReadReceipt` s, page by page."""
+        return self._sender.items(self._ops.list_read_receipts(results_per_page, skip))

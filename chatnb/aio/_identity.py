@@ -1,5 +1,11 @@
-"""Async ``CommunicationIdentityClient``: the arguments and methods of
-:class:`chatnb.CommunicationIdentityClient`, as coroutines."""
+"""``CommunicationIdentityClient``: ACS users and their access tokens (HMAC-signed with the access key).
+
+>>> identity = CommunicationIdentityClient.from_connection_string(connection_string)
+>>> user, token = await identity.create_user_and_token(["chat"])
+>>> token.expires_on                      # a tz-aware datetime (the official SDK gives a string)
+>>> credential = CommunicationTokenCredential(
+...     token.token, token_refresher=lambda: identity.get_token(user, ["chat"]))
+"""
 
 from __future__ import annotations
 
@@ -12,13 +18,24 @@ from .. import _core
 from .._core import RetryPolicy
 from .._identity_ops import IdentityOperations
 from ..models import AccessToken, CommunicationTokenScope, CommunicationUserIdentifier
-from ._client import _AsyncBase
+from ._sender import ClientBase, HmacAuth
 
 __all__ = ["CommunicationIdentityClient"]
 
 
-class CommunicationIdentityClient(_AsyncBase):
-    """Creates and deletes users, issues and revokes their tokens (async)."""
+class CommunicationIdentityClient(ClientBase):
+    """Creates and deletes users, issues and revokes their tokens.
+
+    Args:
+        endpoint: the resource endpoint.
+        credential: the resource's access key (base64), or an object with a ``.key`` such as
+            ``azure.core.credentials.AzureKeyCredential``.
+        connection_verify, timeout, transport, retry_policy: as for :class:`~chatnb.ChatClient`.
+        api_version: the Identity API version (default ``2023-10-01``, as the official SDK).
+
+    Raises:
+        TypeError, ValueError: for a missing or non-base64 key, or a bad endpoint.
+    """
 
     def __init__(
         self,
@@ -35,6 +52,7 @@ class CommunicationIdentityClient(_AsyncBase):
         self.api_version = api_version
         self._setup(
             endpoint,
+            HmacAuth(self._ops),
             connection_verify=connection_verify,
             timeout=timeout,
             transport=transport,
@@ -50,11 +68,9 @@ class CommunicationIdentityClient(_AsyncBase):
     def __repr__(self) -> str:
         return f"<aio.CommunicationIdentityClient {self.endpoint}>"
 
-    async def _authorize(self, request: httpx.Request) -> None:
-        self._ops.sign(request)
-
     async def create_user(self) -> CommunicationUserIdentifier:
-        return await self._send(self._ops.create_user())
+        """A new user."""
+        return await self._sender.call(self._ops.create_user())
 
     async def create_user_and_token(
         self,
@@ -62,7 +78,12 @@ class CommunicationIdentityClient(_AsyncBase):
         *,
         token_expires_in: timedelta | None = None,
     ) -> tuple[CommunicationUserIdentifier, AccessToken]:
-        return await self._send(self._ops.create_user_and_token(scopes, token_expires_in))
+        """A new user and a token with ``scopes`` (e.g. ``["chat"]``), valid 1-24 hours (default 24).
+
+        Raises:
+            ValueError: for no or unknown scopes, or a validity outside 1-24 hours.
+        """
+        return await self._sender.call(self._ops.create_user_and_token(scopes, token_expires_in))
 
     async def get_token(
         self,
@@ -71,10 +92,13 @@ class CommunicationIdentityClient(_AsyncBase):
         *,
         token_expires_in: timedelta | None = None,
     ) -> AccessToken:
-        return await self._send(self._ops.get_token(user, scopes, token_expires_in))
+        """A new token for ``user``; ``expires_on`` is a tz-aware datetime."""
+        return await self._sender.call(self._ops.get_token(user, scopes, token_expires_in))
 
     async def revoke_tokens(self, user: CommunicationUserIdentifier | str) -> None:
-        return await self._send(self._ops.revoke_tokens(user))
+        """Revoke every token issued to ``user`` so far."""
+        return await self._sender.call(self._ops.revoke_tokens(user))
 
     async def delete_user(self, user: CommunicationUserIdentifier | str) -> None:
-        return await self._send(self._ops.delete_user(user))
+        """Delete ``user`` and revoke their tokens."""
+        return await self._sender.call(self._ops.delete_user(user))

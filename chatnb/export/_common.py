@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .._retry import Backoff
 from .._time import to_datetime
 from ..errors import BadRequestError, RateLimitError, ServiceUnavailableError, TransportError
 from ._job import ExportJob, Options, ThreadExport, ThreadRun
@@ -17,6 +18,7 @@ from ._writers import FORMATS
 
 __all__ = [
     "DEFAULT_LOOKBACK",
+    "PAGE_BACKOFF",
     "RETRYABLE",
     "STALE_LINK",
     "alive_threads",
@@ -145,11 +147,17 @@ def continued(token: str) -> dict[str, Any]:
 STALE_LINK = (BadRequestError, ValueError)
 
 
+PAGE_BACKOFF = Backoff(0.5, 30.0)
+"""How long the export waits before asking again for a page the client gave up on."""
+
+
 def retry_delay(exc: Exception, attempt: int) -> float:
+    """Seconds to wait before asking again for a page after ``exc``: its ``retry_after`` when it has
+    one, else :data:`PAGE_BACKOFF`."""
     after = getattr(exc, "retry_after", None)
     if isinstance(after, (int, float)) and after >= 0:
         return float(after)
-    return min(30.0, 0.5 * 2.0**attempt)
+    return PAGE_BACKOFF.delay(attempt)
 
 
 def _chat_client(client: Any) -> tuple[Any, str | None]:
@@ -188,9 +196,17 @@ def alive_threads(listing: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def prepare(
-    client: Any, out: str | os.PathLike[str], threads: Any, args: dict[str, Any]
+    client: Any,
+    out: str | os.PathLike[str],
+    threads: Any,
+    args: dict[str, Any],
+    require_client: Callable[[Any, str], None],
 ) -> tuple[Options, list[str] | None, Any, Path]:
-    """Check the arguments; the options, the thread ids (``None``: all), the chat client and ``out``."""
+    """Check the arguments; the options, the thread ids (``None``: all), the chat client and ``out``.
+
+    ``require_client(chat, "export_history")`` checks the client's flavour (sync or chatnb.aio) before
+    anything is created.
+    """
     opts = make_options(
         format=args["format"],
         partition_by=args["partition_by"],
@@ -216,6 +232,7 @@ def prepare(
         raise TypeError("on_page must be callable")
     wanted = thread_ids(threads)
     chat, own_thread = _chat_client(client)
+    require_client(chat, "export_history")
     if wanted is None and own_thread is not None:
         wanted = [own_thread]
     out_dir = Path(out).expanduser().resolve()
