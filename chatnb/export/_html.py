@@ -7,22 +7,19 @@ system messages (topic changes, participants added or removed) are shown as such
 external resource, and its Content-Security-Policy blocks any (remote images in html messages included).
 
 The service lists newest first, so the export spools each page's fragment (already in chronological
-order) to a file and :func:`assemble` writes the transcript reading the fragments back in reverse.
+order) and writes the transcript reading the fragments back in reverse (:mod:`chatnb.export._transcripts`).
 """
 
 from __future__ import annotations
 
 import html
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nh3
 import numpy as np
 import pandas as pd
 
-__all__ = ["assemble", "render_rows"]
+__all__ = ["PAGE_TAIL", "isos", "page_head", "render_rows", "texts"]
 
 _SYSTEM_TYPES = frozenset({"topicUpdated", "participantAdded", "participantRemoved"})
 
@@ -44,13 +41,13 @@ article.deleted .body{color:#888;font-style:italic}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _isos(column: pd.Series) -> list[str | None]:
+def isos(column: pd.Series) -> list[str | None]:
     """A datetime column as RFC 3339 strings (``None`` for NaT)."""
     values = column.to_numpy(dtype="datetime64[us]")
     return [None if v == "NaT" else v + "Z" for v in np.datetime_as_string(values, unit="us").tolist()]
 
 
-def _texts(column: pd.Series) -> list[str | None]:
+def texts(column: pd.Series) -> list[str | None]:
     return [None if v is None or v is pd.NA or v != v else str(v) for v in column.tolist()]
 
 
@@ -71,19 +68,19 @@ def render_rows(frame: pd.DataFrame) -> str:
     """The ``<article>`` elements of ``frame``'s rows (export columns, in the frame's order)."""
     parts: list[str] = []
     columns = zip(
-        _texts(frame["id"]),
-        _texts(frame["type"]),
+        texts(frame["id"]),
+        texts(frame["type"]),
         frame["sequence_id"].tolist(),
-        _texts(frame["version"]),
-        _texts(frame["content"]),
-        _texts(frame["sender_id"]),
-        _texts(frame["sender_display_name"]),
-        _isos(frame["created_on"]),
-        _isos(frame["edited_on"]),
-        _isos(frame["deleted_on"]),
-        _texts(frame["topic"]),
+        texts(frame["version"]),
+        texts(frame["content"]),
+        texts(frame["sender_id"]),
+        texts(frame["sender_display_name"]),
+        isos(frame["created_on"]),
+        isos(frame["edited_on"]),
+        isos(frame["deleted_on"]),
+        texts(frame["topic"]),
         frame["participant_ids"].tolist(),
-        _texts(frame["initiator_id"]),
+        texts(frame["initiator_id"]),
         strict=True,
     )
     for (
@@ -142,37 +139,17 @@ def render_rows(frame: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def _chunks(spool: Path, ends: list[int]) -> Iterator[bytes]:
-    """The spooled page fragments, last page first (that is, oldest messages first)."""
-    with spool.open("rb") as fh:
-        for i in range(len(ends) - 1, -1, -1):
-            start = ends[i - 1] if i else 0
-            fh.seek(start)
-            yield fh.read(ends[i] - start)
-
-
-def assemble(
-    spool: Path, ends: list[int], target: Path, *, thread_id: str, topic: str, title_note: str
-) -> int:
-    """Write the transcript ``target`` from the page fragments in ``spool`` (atomically); its size."""
+def page_head(*, thread_id: str, topic: str, note: str) -> str:
+    """The transcript page up to its first message (``<main>`` carries the thread id for readers)."""
     title = html.escape(topic or thread_id)
-    head = (
+    return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_STYLE}</style></head>\n<body>"
         f'<header class="top"><h1>{title}</h1><p>thread <code>{html.escape(thread_id)}</code> · '
-        f"{html.escape(title_note)}</p></header>\n<main>\n"
+        f'{html.escape(note)}</p></header>\n<main data-thread="{html.escape(thread_id, quote=True)}">\n'
     )
-    tmp = target.with_name("." + target.name + ".tmp")
-    with tmp.open("wb") as out:
-        out.write(head.encode())
-        if ends:
-            for chunk in _chunks(spool, ends):
-                out.write(chunk)
-        out.write(b"</main>\n</body></html>\n")
-        out.flush()
-        os.fsync(out.fileno())
-        size = out.tell()
-    os.replace(tmp, target)
-    return size
+
+
+PAGE_TAIL = "</main>\n</body></html>\n"
