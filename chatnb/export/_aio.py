@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .._text import repair_value
 from ..aio._flavour import Prefetcher, offload_whole, require_client, run_concurrently
 from ..paging import MessagePage
-from ._cells import repair_value
 from ._common import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK,

@@ -34,7 +34,6 @@ import pandas as pd
 
 from .. import frames
 from ..paging import MessagePage
-from ._cells import repair_text
 from ._group import WriterGroup
 from ._result import ExportProgress, ThreadExport
 from ._state import ExportState, RunState, ThreadState
@@ -66,7 +65,13 @@ class ExportCancelled(Exception):
     """A worker's thread was stopped because the export stops (another thread raised, or Ctrl-C)."""
 
 
-_TEXT_COLUMNS = [n for n, d in frames.MESSAGE_COLUMNS.items() if d in ("string", "object")]
+def _frame_of(pages: list[MessagePage], result: ThreadExport) -> pd.DataFrame:
+    """One frame of ``pages``; lone surrogates (which no format can write) are replaced and counted."""
+    try:
+        return pages[0].frame if len(pages) == 1 else MessagePage.concat_frames(pages)
+    except UnicodeEncodeError:
+        result.repaired += sum(page.repair_text() for page in pages)
+        return pages[0].frame if len(pages) == 1 else MessagePage.concat_frames(pages)
 
 
 @dataclass
@@ -147,10 +152,12 @@ class ExportJob:
     def start_thread(self, thread_id: str, topic: str) -> ThreadRun:
         """Recover the thread's files to the last commit and set up the run to do (or finish)."""
         ts = self.state.thread(thread_id)
-        if not self.options.incremental:
-            ts = ThreadState()
+        if not self.options.incremental and (ts.files or ts.run is not None or ts.runs):
+            ts = ThreadState()  # saved before its files are removed: the state never names a missing file
             self.state.put(thread_id, ts)
             self.state.save()
+        elif not self.options.incremental:
+            ts = ThreadState()
         recover(self.store, thread_id, ts.files)
         return ThreadRun(self, thread_id, topic, ts)
 
@@ -202,6 +209,7 @@ class ThreadRun:
             csv_guard=opts.csv_guard,
         )
         self._counted = False
+        self._framed = False  # the only pending page's own frame is built already
         self._pending: list[MessagePage] = []
         self._pending_rows = 0
         self._next_link: str | None = self.run.next_link
@@ -237,6 +245,10 @@ class ThreadRun:
         n = len(page)
         next_link = page.continuation_token
         more = next_link is not None
+        looks = not run.first_page_done or opts.min_seq is not None or (self.job.bar and not self._counted)
+        framed = n > 0 and bool(looks)
+        if framed:
+            _frame_of([page], self.result)  # looked into below: repaired first if need be
         if n:
             if not run.first_page_done:
                 # the watermark is the newest change on the *first* page: what the listing could see
@@ -253,6 +265,7 @@ class ThreadRun:
                 more = False  # listed newest first: nothing further down is in range
         self._pending.append(page)
         self._pending_rows += n
+        self._framed = framed and len(self._pending) == 1
         run.first_page_done = True
         self._next_link = next_link if more else None
         self.result.pages += 1
@@ -275,7 +288,8 @@ class ThreadRun:
         pages, rows, self._pending_rows = len(batch), self._pending_rows, 0
         written = 0
         if rows:
-            frame = MessagePage.concat_frames(batch)
+            # one page already looked into (the first of a run) has its frame: no need to build it again
+            frame = batch[0].frame if self._framed else _frame_of(batch, self.result)
             n = len(frame)
             seq = frame["sequence_id"].to_numpy()
             created = _ns(frame["created_on"])
@@ -307,9 +321,7 @@ class ThreadRun:
                 columns["thread_topic"] = pd.Series(
                     pd.array([self.topic] * written, dtype="string"), index=out.index
                 )
-                rows_out, repaired = repair_text(pd.DataFrame(columns, copy=False), _TEXT_COLUMNS)
-                self.result.repaired += repaired
-                self.writer.write(rows_out)
+                self.writer.write(pd.DataFrame(columns, copy=False))
                 top = int(seq[keep].max())
                 run.high_seq = top if run.high_seq is None else max(run.high_seq, top)
             low = int(seq.min())

@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .._flavour import Prefetcher, offload_whole, require_client, run_concurrently
+from .._text import repair_value
 from ..paging import MessagePage
-from ._cells import repair_value
 from ._common import (
     DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK,
