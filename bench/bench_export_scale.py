@@ -107,11 +107,14 @@ def paced_run(threads: int, messages: int, page: int, latency: float) -> tuple[i
         f"2. pace=True against --rate-limits: {threads} threads x {messages} messages in pages of {page}, "
         f"{latency:g} ms away"
     )
-    with seeded_emulator([messages] * threads, "--rate-limits", "--latency-ms", str(latency)) as (
-        emu,
-        _,
-        token,
-    ), tempfile.TemporaryDirectory(prefix="chatnb-bench-paced-") as scratch:
+    with (
+        seeded_emulator([messages] * threads, "--rate-limits", "--latency-ms", str(latency)) as (
+            emu,
+            _,
+            token,
+        ),
+        tempfile.TemporaryDirectory(prefix="chatnb-bench-paced-") as scratch,
+    ):
         result, elapsed, statuses = _export(
             emu, token, scratch, pace=True, results_per_page=page, max_retries=0
         )
