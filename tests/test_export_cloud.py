@@ -42,7 +42,16 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     port = _free_port()
     workspace = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
-        [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose"],
+        [
+            str(AZURITE),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+        ],
         cwd=workspace,  # where Azurite would keep its debug log and settings
         env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{key}"},
         stdout=subprocess.PIPE,

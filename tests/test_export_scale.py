@@ -165,7 +165,19 @@ def test_cli_reports_failed_threads_last_and_exits_1(
     chat, tcs = threads
     missing = "19:0000000000000000000000000000000000000000001@thread.v2"
     done = subprocess.run(
-        [sys.executable, "-m", "chatnb", "export", "--endpoint", emulator.endpoint, "--token-stdin", "--ca-cert", str(emulator.ca_cert), "--no-progress", "--out", str(tmp_path), "--concurrency", "3", "--thread", tcs[0].thread_id, "--thread", missing, "--thread", tcs[1].thread_id],
+        [
+            *(sys.executable, "-m", "chatnb", "export", "--endpoint", emulator.endpoint, "--token-stdin"),
+            *(
+                "--ca-cert",
+                str(emulator.ca_cert),
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+                "--concurrency",
+                "3",
+            ),
+            *("--thread", tcs[0].thread_id, "--thread", missing, "--thread", tcs[1].thread_id),
+        ],
         input=token_of(chat) + "\n",
         capture_output=True,
         text=True,
@@ -249,7 +261,16 @@ def test_compaction_keeps_the_latest_version_of_each_message(threads: Threads, t
         row = compacted[compacted["id"] == text_ids[0]].iloc[0]
         assert row["content"] == "edited"
     done = subprocess.run(
-        [sys.executable, "-m", "chatnb", "compact", str(tmp_path / "csv"), "--out", str(tmp_path / "c2"), "--drop-deleted"],
+        [
+            sys.executable,
+            "-m",
+            "chatnb",
+            "compact",
+            str(tmp_path / "csv"),
+            "--drop-deleted",
+            "--out",
+            str(tmp_path / "c2"),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
