@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import ssl
 import stat
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,3 +137,22 @@ def modes(root: Path) -> dict[str, int]:
     for path in root.rglob("*"):
         found[path.relative_to(root).as_posix()] = stat.S_IMODE(path.lstat().st_mode)
     return found
+
+
+def run_until_killed(argv: list[str], pages: int, *, linger: float = 0.0) -> None:
+    """Run an export script that prints its page count after each page; SIGKILL it once it printed
+    ``pages`` (then ``linger`` seconds more, to land anywhere in the next page) or "done"."""
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if line.strip() == "done" or int(line) >= pages:
+                break
+        if linger:
+            subprocess.run(["sleep", f"{linger:.4f}"], check=True)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc.stdout.close()

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from export_helpers import new_user, token_of
+from export_helpers import new_user, run_until_killed, token_of
 
 import chatnb
 from chatnb.emulator import Emulator
@@ -145,21 +145,7 @@ def test_azurite_round_trip_incremental_kill_and_resume(
     argv = [sys.executable, "-c", _KILLED, emulator.endpoint, token_of(chat), str(emulator.ca_cert)]
     target = "abfs://chat/run-b"
     for kill_after in (3, 8):
-        proc = subprocess.Popen(
-            [*argv, target, azurite["connection_string"], *ids],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                if line.strip() == "done" or int(line) >= kill_after:
-                    break
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            proc.stdout.close()
+        run_until_killed([*argv, target, azurite["connection_string"], *ids], kill_after)
     kw["format"] = ["parquet", "jsonl"]  # the killed runs wrote both
     resumed = chatnb.export_history(chat, target, storage_options=azurite, concurrency=3, **kw)
     assert any(t.resumed for t in resumed.threads)

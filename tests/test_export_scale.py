@@ -3,9 +3,7 @@ run, Markdown transcripts, compaction, and the emulator's simulated distance."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import ssl
 import subprocess
 import sys
@@ -19,7 +17,7 @@ import httpx
 import mistune
 import pandas as pd
 import pytest
-from export_helpers import assert_same_rows, expected, new_user, token_of
+from export_helpers import assert_same_rows, expected, new_user, run_until_killed, token_of
 
 import chatnb
 from chatnb.emulator import Emulator
@@ -121,22 +119,9 @@ def test_concurrent_export_killed_with_sigkill_resumes_exactly(
     rng = random.Random(fmt)
     argv = [sys.executable, "-c", _KILLED, emulator.endpoint, token_of(chat), str(emulator.ca_cert)]
     for kill_after in (4, 9, 15):
-        proc = subprocess.Popen(
-            [*argv, str(tmp_path / "b"), fmt, *_ids(tcs)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        run_until_killed(
+            [*argv, str(tmp_path / "b"), fmt, *_ids(tcs)], kill_after, linger=rng.uniform(0, 0.004)
         )
-        assert proc.stdout is not None
-        try:
-            for line in proc.stdout:
-                if line.strip() == "done" or int(line) >= kill_after:
-                    break
-            subprocess.run(["sleep", f"{rng.uniform(0, 0.004):.4f}"], check=True)
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            proc.stdout.close()
     _export(chat, tmp_path / "b", tcs, concurrency=4, **opts)
     a, b = chatnb.read_export(tmp_path / "a"), chatnb.read_export(tmp_path / "b")
     pd.testing.assert_frame_equal(a, b)

@@ -13,13 +13,14 @@ order) and writes the transcript reading the fragments back in reverse (:mod:`ch
 from __future__ import annotations
 
 import html
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import nh3
 import numpy as np
 import pandas as pd
 
-__all__ = ["PAGE_TAIL", "isos", "page_head", "render_rows", "texts"]
+__all__ = ["PAGE_TAIL", "Row", "isos", "message_rows", "page_head", "render_rows", "system_text", "texts"]
 
 _SYSTEM_TYPES = frozenset({"topicUpdated", "participantAdded", "participantRemoved"})
 
@@ -55,18 +56,36 @@ def _attr(name: str, value: str | None) -> str:
     return "" if value is None else f' data-{name}="{html.escape(value, quote=True)}"'
 
 
-def _system_body(kind: str, initiator: str | None, topic: str | None, ids: Any) -> str:
-    who = html.escape(initiator or "someone")
+def system_text(kind: str, initiator: str | None, topic: str | None, ids: Any, escape: Any) -> str:
+    """What a system message says (topic changed, participants added or removed), escaped by ``escape``."""
+    who = escape(initiator or "someone")
     if kind == "topicUpdated":
-        return f"{who} changed the topic to “{html.escape(topic or '')}”"
-    names = ", ".join(html.escape(str(p)) for p in (ids if ids is not None else ()))
+        return f"{who} changed the topic to “{escape(topic or '')}”"
+    names = ", ".join(escape(str(p)) for p in (ids if isinstance(ids, (list, tuple, np.ndarray)) else ()))
     verb = "added" if kind == "participantAdded" else "removed"
     return f"{who} {verb} {names}"
 
 
-def render_rows(frame: pd.DataFrame) -> str:
-    """The ``<article>`` elements of ``frame``'s rows (export columns, in the frame's order)."""
-    parts: list[str] = []
+class Row(NamedTuple):
+    """The fields of one exported message that the transcripts show."""
+
+    id: str | None
+    kind: str
+    seq: int
+    version: str | None
+    content: str | None
+    sender: str | None
+    name: str | None
+    created: str | None
+    edited: str | None
+    deleted: str | None
+    topic: str | None
+    ids: Any
+    initiator: str | None
+
+
+def message_rows(frame: pd.DataFrame) -> Iterator[Row]:
+    """``frame``'s rows (export columns, in the frame's order) as :class:`Row` s, text as ``str``."""
     columns = zip(
         texts(frame["id"]),
         texts(frame["type"]),
@@ -83,22 +102,15 @@ def render_rows(frame: pd.DataFrame) -> str:
         texts(frame["initiator_id"]),
         strict=True,
     )
-    for (
-        id_,
-        kind,
-        seq,
-        version,
-        content,
-        sender,
-        name,
-        created,
-        edited,
-        deleted,
-        topic,
-        ids,
-        initiator,
-    ) in columns:
-        kind = kind or ""
+    for values in columns:
+        yield Row(values[0], values[1] or "", *values[2:])
+
+
+def render_rows(frame: pd.DataFrame) -> str:
+    """The ``<article>`` elements of ``frame``'s rows (export columns, in the frame's order)."""
+    parts: list[str] = []
+    for row in message_rows(frame):
+        id_, kind, seq, version, content, sender, name, created, edited, deleted, topic, ids, initiator = row
         system = kind in _SYSTEM_TYPES
         classes = ["msg", "system" if system else kind.lower()]
         if deleted:
@@ -106,7 +118,7 @@ def render_rows(frame: pd.DataFrame) -> str:
         if edited:
             classes.append("edited")
         if system:
-            body = _system_body(kind, initiator, topic, ids)
+            body = system_text(kind, initiator, topic, ids, html.escape)
         elif deleted:
             body = "message deleted"
         elif kind.lower() == "html":

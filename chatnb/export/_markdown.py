@@ -16,7 +16,7 @@ import re
 import nh3
 import pandas as pd
 
-from ._html import isos, texts
+from ._html import message_rows, system_text
 
 __all__ = ["PAGE_TAIL", "escape", "page_head", "render_rows"]
 
@@ -42,44 +42,22 @@ def _quote(text: str) -> str:
     )
 
 
-def _system_line(kind: str, initiator: str | None, topic: str | None, ids: object) -> str:
-    who = escape(initiator or "someone")
-    if kind == "topicUpdated":
-        return f"*{who} changed the topic to “{escape(topic or '')}”*"
-    names = ", ".join(escape(str(p)) for p in (ids if isinstance(ids, (list, tuple)) else ()))
-    verb = "added" if kind == "participantAdded" else "removed"
-    return f"*{who} {verb} {names}*"
-
-
 def render_rows(frame: pd.DataFrame) -> str:
     """The Markdown of ``frame``'s rows (export columns, in the frame's order)."""
     out: list[str] = []
-    rows = zip(
-        texts(frame["type"]),
-        texts(frame["content"]),
-        texts(frame["sender_id"]),
-        texts(frame["sender_display_name"]),
-        isos(frame["created_on"]),
-        isos(frame["edited_on"]),
-        isos(frame["deleted_on"]),
-        texts(frame["topic"]),
-        [list(v) if v is not None and not isinstance(v, float) else None for v in frame["participant_ids"]],
-        texts(frame["initiator_id"]),
-        strict=True,
-    )
-    for kind, content, sender, name, created, edited, deleted, topic, ids, initiator in rows:
-        kind = kind or ""
-        when = (created or "")[:19].replace("T", " ") + " UTC"
-        if kind in _SYSTEM_TYPES:
-            out.append(f"{_system_line(kind, initiator, topic, ids)} · {when}\n\n")
+    for row in message_rows(frame):
+        when = (row.created or "")[:19].replace("T", " ") + " UTC"
+        if row.kind in _SYSTEM_TYPES:
+            line = system_text(row.kind, row.initiator, row.topic, row.ids, escape)
+            out.append(f"*{line}* · {when}\n\n")
             continue
-        tags = " · deleted" if deleted else " · edited" if edited else ""
-        head = f"**{escape(name or sender or 'unknown')}** · {when}{tags}"
-        if deleted:
+        tags = " · deleted" if row.deleted else " · edited" if row.edited else ""
+        head = f"**{escape(row.name or row.sender or 'unknown')}** · {when}{tags}"
+        if row.deleted:
             body = "> *message deleted*"
         else:
-            text = content or ""
-            if kind.lower() == "html":
+            text = row.content or ""
+            if row.kind.lower() == "html":
                 text = html.unescape(nh3.clean(text, tags=set()))
             body = _quote(text)
         out.append(f"{head}\n{body}\n\n")
