@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         StreamUnavailable,
         TransportError,
     )
-    from .export import export_history, read_export
+    from .export import compact_export, export_history, read_export
     from .identity import CommunicationIdentityClient
     from .models import (
         AccessToken,
@@ -100,6 +100,7 @@ __all__ = [
     "UnknownIdentifier",
     "User",
     "__version__",
+    "compact_export",
     "connect",
     "export_history",
     "identifier_from_raw_id",
@@ -147,6 +148,7 @@ _LAZY: dict[str, str] = {
     "TransportError": ".errors",
     "UnknownIdentifier": ".models",
     "User": ".session",
+    "compact_export": ".export",
     "connect": ".session",
     "export_history": ".export",
     "identifier_from_raw_id": ".models",

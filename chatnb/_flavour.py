@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -24,7 +24,9 @@ __all__ = [
     "call_refresher",
     "check_refresher",
     "offload",
+    "offload_whole",
     "require_client",
+    "run_concurrently",
 ]
 
 T = TypeVar("T")
@@ -41,6 +43,63 @@ _ASYNC_CREDENTIAL = (
 def offload(function: Callable[..., T], *args: Any) -> T:
     """``function(*args)``, here and now (the async twin hands it to a worker thread)."""
     return function(*args)
+
+
+def offload_whole(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)``, here and now (the async twin hands it to a worker thread)."""
+    return function(*args, **kwargs)
+
+
+def run_concurrently(
+    function: Callable[[Any], None], items: Iterable[Any], limit: int, on_stop: Callable[[], None]
+) -> None:
+    """``function(item)`` for every item, at most ``limit`` at once (in threads), in order of start.
+
+    The first exception of any call stops the others: ``on_stop()`` is called (they end at their next
+    check of it), every thread is waited for, and the exception is raised; so is a ``KeyboardInterrupt``
+    of the caller. With ``limit`` 1 the calls run here, one after another.
+    """
+    queue = list(items)
+    if limit <= 1 or len(queue) <= 1:
+        for item in queue:
+            function(item)
+        return
+    pending = iter(queue)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not errors:
+            with lock:
+                item = next(pending, _DONE)
+            if item is _DONE:
+                return
+            try:
+                function(item)
+            except BaseException as exc:
+                errors.append(exc)
+                on_stop()
+                return
+
+    threads = [
+        threading.Thread(target=worker, name=f"chatnb-export-{i}", daemon=True)
+        for i in range(min(limit, len(queue)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException as exc:  # Ctrl-C while waiting: stop the workers, wait for them, go on up
+        errors.append(exc)
+        on_stop()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+_DONE = object()
 
 
 def call_refresher(refresher: Callable[[], Any]) -> Any:

@@ -38,6 +38,17 @@ def _fault_plan(args: argparse.Namespace) -> FaultPlan | None:
     )
 
 
+def _non_negative(text: str) -> float:
+    """An argparse type: a number of milliseconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .emulator import DEFAULT_LOCATION, Emulator, LocationInUse
 
@@ -60,6 +71,8 @@ def _serve(args: argparse.Namespace) -> int:
             debug=args.debug,
             rate_limits=args.rate_limits,
             faults=faults,
+            latency_ms=args.latency_ms,
+            latency_jitter_ms=args.latency_jitter_ms,
         )
     except (LocationInUse, ValueError) as exc:
         print(f"chatnb serve: {exc}", file=sys.stderr)
@@ -81,6 +94,8 @@ def _serve(args: argparse.Namespace) -> int:
                 f"  fault injection:    {plan.rate:.0%} of requests (statuses {statuses}, "
                 f"delay {plan.delay * 1000:.0f} ms, seed {plan.seed})"
             )
+        if emu.latency_ms or emu.latency_jitter_ms:
+            print(f"  simulated latency:  {emu.latency_ms:g} ms + up to {emu.latency_jitter_ms:g} ms jitter")
         print("  press Ctrl-C to stop", flush=True)
 
     def terminate(signum: int, frame: object) -> None:
@@ -114,6 +129,20 @@ def _parser() -> argparse.ArgumentParser:
         "--rate-limits",
         action="store_true",
         help="enforce the real service's documented rate limits: 429 with Retry-After when exceeded",
+    )
+    limits.add_argument(
+        "--latency-ms",
+        type=_non_negative,
+        default=0.0,
+        metavar="N",
+        help="simulated distance: every request's round trip takes N ms more (default 0)",
+    )
+    limits.add_argument(
+        "--latency-jitter-ms",
+        type=_non_negative,
+        default=0.0,
+        metavar="J",
+        help="and a random 0..J ms more on top (default 0)",
     )
     limits.add_argument(
         "--faults",

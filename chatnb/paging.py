@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import frames
+from ._text import repair_value
 from .models import ChatMessage
 
 if TYPE_CHECKING:
@@ -43,6 +44,17 @@ class MessagePage:
         self.continuation_token = continuation_token
         self._frame: pd.DataFrame | None = None
         self._items: list[ChatMessage] | None = None
+
+    def repair_text(self) -> int:
+        """Replace lone UTF-16 surrogates in the page's text with U+FFFD (JSON can carry them; UTF-8, and
+        so the frame, cannot); the number of strings changed. Call it before ``frame`` or ``items``."""
+        repaired = [repair_value(dict(m)) for m in self._wire]
+        changed = sum(c for _, c in repaired)
+        if changed:
+            self._wire = [m for m, _ in repaired]
+            self._frame = None
+            self._items = None
+        return changed
 
     def __len__(self) -> int:
         """The number of messages on the page (it may be 0, e.g. when nothing matched ``start_time``)."""

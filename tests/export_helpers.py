@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import ssl
+import stat
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pandas as pd
 
 import chatnb
@@ -87,3 +95,64 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, columns: list[str] |
 
 def file_bytes(paths: list[Any]) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in paths}
+
+
+class Rewriting(httpx.BaseTransport):
+    """A transport to the real emulator that rewrites what goes over the wire: request URLs on the way
+    out, response bodies on the way back. It stands for a service whose data the emulator does not
+    produce (ids of 300 characters, lone surrogates in JSON), so the export meets them through real HTTP.
+    """
+
+    def __init__(self, emu: Emulator, *, out: dict[str, str], back: dict[bytes, bytes]) -> None:
+        self._inner = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=str(emu.ca_cert)))
+        self._out = out
+        self._back = back
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        for old, new in self._out.items():
+            url = url.replace(old, new).replace(quote(old, safe=""), quote(new, safe=""))
+        forwarded = httpx.Request(request.method, url, headers=request.headers, content=request.read())
+        response = self._inner.handle_request(forwarded)
+        body = response.read()
+        for old_b, new_b in self._back.items():
+            body = body.replace(old_b, new_b)
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _HOP_HEADERS]
+        return httpx.Response(response.status_code, headers=headers, content=body)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+_HOP_HEADERS = {"content-length", "content-encoding", "transfer-encoding"}
+
+
+def token_of(chat: chatnb.ChatClient) -> str:
+    return str(chat.credential.get_token().token)
+
+
+def modes(root: Path) -> dict[str, int]:
+    """``{relative path: permission bits}`` of everything below ``root`` (and ``root`` itself as ".")."""
+    found = {".": stat.S_IMODE(root.stat().st_mode)}
+    for path in root.rglob("*"):
+        found[path.relative_to(root).as_posix()] = stat.S_IMODE(path.lstat().st_mode)
+    return found
+
+
+def run_until_killed(argv: list[str], pages: int, *, linger: float = 0.0) -> None:
+    """Run an export script that prints its page count after each page; SIGKILL it once it printed
+    ``pages`` (then ``linger`` seconds more, to land anywhere in the next page) or "done"."""
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if line.strip() == "done" or int(line) >= pages:
+                break
+        if linger:
+            subprocess.run(["sleep", f"{linger:.4f}"], check=True)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc.stdout.close()

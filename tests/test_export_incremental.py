@@ -21,7 +21,7 @@ import chatnb
 from chatnb.emulator import Emulator
 from chatnb.emulator.limits import FaultPlan
 from chatnb.emulator.seed import seed_messages
-from chatnb.export._job import Pacer
+from chatnb.export._pacing import Budget, Slot
 from chatnb.export._state import STATE_NAME
 
 APPEND_FORMATS = ["csv", "jsonl"]
@@ -304,17 +304,34 @@ def test_export_under_injected_429_and_503_loses_and_duplicates_nothing(tmp_path
 
 
 def test_pacer_keeps_to_the_documented_list_limits() -> None:
+    # the Budget replaced the per-thread Pacer; one thread, one request at a time: the same schedule
     now = [0.0]
-    pacer = Pacer(clock=lambda: now[0])
+    budget = Budget(clock=lambda: now[0])
     sent = []
     for _ in range(260):
-        now[0] += pacer.delay()
-        pacer.sent()
+        while not isinstance(slot := budget.admit("list-messages", "t"), Slot):
+            now[0] += slot
+        slot.done()
         sent.append(now[0])
     for i in range(len(sent)):
         assert sum(1 for t in sent[i:] if t < sent[i] + 10.0) <= 50
         assert sum(1 for t in sent[i:] if t < sent[i] + 60.0) <= 200
     assert sent[49] == 0.0 and sent[50] == pytest.approx(10.0) and sent[200] == pytest.approx(60.0)
+
+
+def test_shared_budget_counts_requests_in_flight() -> None:
+    now = [0.0]
+    budget = Budget(clock=lambda: now[0])
+    slots = [budget.admit("get-thread") for _ in range(50)]  # 50 workers ask at once: all admitted
+    assert all(isinstance(s, Slot) for s in slots)
+    wait = budget.admit("get-thread")
+    assert isinstance(wait, float) and 0 < wait < 1  # the 51st waits for answers, not a guessed window
+    now[0] = 2.0
+    for s in slots:
+        s.done()  # answers at t=2: the window runs from then
+    wait = budget.admit("get-thread")
+    assert wait == pytest.approx(10.0)
+    assert isinstance(budget.admit("list-messages", "a"), Slot)  # other operations have their own budget
 
 
 @pytest.mark.slow

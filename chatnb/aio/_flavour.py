@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from .._tokens import token_getter, token_text, wrap_credential
@@ -27,7 +27,9 @@ __all__ = [
     "call_refresher",
     "check_refresher",
     "offload",
+    "offload_whole",
     "require_client",
+    "run_concurrently",
 ]
 
 T = TypeVar("T")
@@ -39,6 +41,45 @@ Lock = asyncio.Lock
 async def offload(function: Callable[..., T], *args: Any) -> T:
     """``function(*args)`` in a worker thread, so that blocking work does not stall the event loop."""
     return await asyncio.to_thread(function, *args)
+
+
+async def offload_whole(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function(*args, **kwargs)`` in a worker thread, which is never left running on its own: when the
+    awaiting task is cancelled, the cancellation waits for the call to end (the export's writes)."""
+    future = asyncio.ensure_future(asyncio.to_thread(function, *args, **kwargs))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.gather(future, return_exceptions=True)
+        raise
+
+
+async def run_concurrently(
+    function: Callable[[Any], Coroutine[Any, Any, None]],
+    items: Iterable[Any],
+    limit: int,
+    on_stop: Callable[[], None],
+) -> None:
+    """``await function(item)`` for every item, at most ``limit`` at once (in tasks), in order of start.
+
+    The first exception of any call stops the others: ``on_stop()`` is called, the other tasks are
+    cancelled and awaited, and the exception is raised.
+    """
+    pending = iter(list(items))
+
+    async def worker() -> None:
+        for item in pending:
+            await function(item)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, limit))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        on_stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def call_refresher(refresher: Callable[[], Any]) -> Any:

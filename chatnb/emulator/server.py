@@ -34,6 +34,7 @@ from .app import EmulatorState, create_app
 from .auth import TokenIssuer
 from .certs import ensure_certificate
 from .events import Broadcaster
+from .latency import LatencyMiddleware
 from .limits import FaultInjector, FaultPlan, LimitsMiddleware, RateLimiter
 from .store import Store
 
@@ -194,6 +195,8 @@ class Emulator:
             :class:`~chatnb.emulator.limits.RateLimiter` to choose its clock or limits. Off by default.
         faults: a :class:`~chatnb.emulator.limits.FaultPlan`: answer a share of the Chat, Identity and
             event-stream requests with 429/503 (and ``Retry-After``) or delay them. Off by default.
+        latency_ms, latency_jitter_ms: simulated distance: every request's round trip takes
+            ``latency_ms`` plus up to ``latency_jitter_ms`` more (see :mod:`chatnb.emulator.latency`).
     """
 
     def __init__(
@@ -210,6 +213,8 @@ class Emulator:
         check_hmac_date: bool = True,
         rate_limits: bool | RateLimiter = False,
         faults: FaultPlan | None = None,
+        latency_ms: float = 0.0,
+        latency_jitter_ms: float = 0.0,
     ) -> None:
         self.location = None if location is None else Path(location).expanduser().resolve()
         self.host = host
@@ -257,6 +262,9 @@ class Emulator:
                 limiter=self.rate_limiter,
                 faults=self.fault_injector,
             )
+        self.latency_ms, self.latency_jitter_ms = float(latency_ms), float(latency_jitter_ms)
+        if latency_ms or latency_jitter_ms:  # outermost: throttled answers travel the distance too
+            self.app.add_middleware(LatencyMiddleware, latency_ms=latency_ms, jitter_ms=latency_jitter_ms)
         self.port = 0
         self.http_port: int | None = None
         self._servers: list[uvicorn.Server] = []

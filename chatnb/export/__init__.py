@@ -45,16 +45,21 @@ from typing import TYPE_CHECKING
 from .. import _lazy
 
 if TYPE_CHECKING:
-    from ._job import ExportProgress, ExportResult, ThreadExport
+    from ._compact import compact_export
     from ._read import read_export
+    from ._result import ExportError, ExportProgress, ExportResult, ThreadExport, ThreadFailure
     from ._sync import export_history
-    from ._writers import EXPORT_COLUMNS
+    from ._writers import EXPORT_COLUMNS, FORMATS
 
 __all__ = [
     "EXPORT_COLUMNS",
+    "FORMATS",
+    "ExportError",
     "ExportProgress",
     "ExportResult",
     "ThreadExport",
+    "ThreadFailure",
+    "compact_export",
     "export_history",
     "read_export",
 ]
@@ -63,9 +68,13 @@ __all__ = [
 # parser, which must not load pandas and pyarrow for ``chatnb serve``
 _LAZY: dict[str, str] = {
     "EXPORT_COLUMNS": "._writers",
-    "ExportProgress": "._job",
-    "ExportResult": "._job",
-    "ThreadExport": "._job",
+    "FORMATS": "._writers",
+    "ExportError": "._result",
+    "ExportProgress": "._result",
+    "ExportResult": "._result",
+    "ThreadExport": "._result",
+    "ThreadFailure": "._result",
+    "compact_export": "._compact",
     "export_history": "._sync",
     "read_export": "._read",
 }

@@ -6,9 +6,11 @@ written once, async, in ``chatnb/export/_aio.py``; ``chatnb/export/_sync.py`` is
 ...     await export_history(chat, "export/", incremental=True)
 
 Only the sending differs between the two: listing, filtering, writing and the state are the shared logic
-of :mod:`chatnb.export._job`. The next page is fetched while the current one is written: the sync export
-fetches in a helper thread; the chatnb.aio one writes in a worker thread while the event loop fetches,
-so its ``on_page`` is called from that worker thread.
+of :mod:`chatnb.export._job`. Threads are exported ``concurrency`` at a time (tasks in the chatnb.aio
+export, threads in the sync one: :func:`chatnb.aio._flavour.run_concurrently`); within a thread the next
+page is fetched while the current one is written, and pages stay in the service's order. ``on_page`` is
+called from worker threads. With ``pace=True`` every request first takes a slot of one shared
+:class:`~chatnb.export._pacing.Budget`.
 """
 
 from __future__ import annotations
@@ -20,43 +22,56 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..aio._flavour import Prefetcher, offload, require_client
+from .._text import repair_value
+from ..aio._flavour import Prefetcher, offload_whole, require_client, run_concurrently
 from ..paging import MessagePage
 from ._common import (
+    DEFAULT_CONCURRENCY,
     DEFAULT_LOOKBACK,
     RETRYABLE,
     STALE_LINK,
-    alive_threads,
+    THREAD_ERRORS,
+    THREADS_PAGE,
     continued,
     first_listing,
     make_bar,
+    make_result,
     merge,
     prepare,
     retry_delay,
     thread_client,
 )
-from ._job import ExportJob, ExportProgress, ExportResult, Pacer, ThreadExport, ThreadRun
-from ._state import STATE_NAME
+from ._job import ExportJob, ThreadRun
+from ._pacing import Budget, Slot
+from ._result import ExportError, ExportProgress, ExportResult, ThreadExport, ThreadFailure
 
 __all__ = ["export_history"]
 
 
-async def _fetch(tc: Any, listing: dict[str, Any], pacer: Pacer | None, max_retries: int) -> MessagePage:
+async def _admit(budget: Budget | None, operation: str, thread_id: str | None) -> Slot | None:
+    """A slot of the shared budget for one request (``None`` without pacing), waiting for it if needed."""
+    if budget is None:
+        return None
+    while True:
+        slot = budget.admit(operation, thread_id)
+        if isinstance(slot, Slot):
+            return slot
+        await asyncio.sleep(slot)
+
+
+async def _fetch(tc: Any, listing: dict[str, Any], budget: Budget | None, max_retries: int) -> MessagePage:
     """One page: paced, and asked again (same request) when throttled beyond the client's retries."""
     attempt = 0
     while True:
-        if pacer is not None:
-            wait = pacer.delay()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        slot = await _admit(budget, "list-messages", tc.thread_id)
         pages = tc.iter_message_pages(**listing)
         try:
             try:
                 page: MessagePage = await anext(pages)
             finally:
                 await pages.aclose()
-                if pacer is not None:
-                    pacer.sent()  # when the answer came: the service saw the request before that
+                if slot is not None:
+                    slot.done()  # when the answer came: the service saw the request before that
             return page
         except RETRYABLE as exc:
             if attempt >= max_retries:
@@ -65,28 +80,27 @@ async def _fetch(tc: Any, listing: dict[str, Any], pacer: Pacer | None, max_retr
             attempt += 1
 
 
-async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_retries: int) -> ThreadExport:
+async def _export_run(
+    tc: Any, job: ExportJob, run: ThreadRun, budget: Budget | None, retries: int
+) -> ThreadExport:
     """List the pages of one run and feed them to it. The next page is fetched while the current one
     is written, so the service and the writing work at the same time."""
     if run.listing_done:
-        return await offload(run.finish)
-    pacer = job.pacers.setdefault(run.thread_id, Pacer()) if pace else None
+        return await offload_whole(run.finish)
     try:
         listing = first_listing(job, run) if run.link is None else continued(run.link)
-        page = await _fetch(tc, listing, pacer, max_retries)
+        page = await _fetch(tc, listing, budget, retries)
     except STALE_LINK:
         if run.link is None:
             raise
         run.restart()  # the saved continuation expired: list again, skipping what was written
-        page = await _fetch(tc, first_listing(job, run), pacer, max_retries)
+        page = await _fetch(tc, first_listing(job, run), budget, retries)
     async with Prefetcher() as prefetch:
         while True:
             token = page.continuation_token
-            ahead = (
-                None if token is None else prefetch.start(_fetch, tc, continued(token), pacer, max_retries)
-            )
+            ahead = None if token is None else prefetch.start(_fetch, tc, continued(token), budget, retries)
             try:
-                more = await offload(run.feed, page)
+                more = await offload_whole(run.feed, page)
             except BaseException:
                 if ahead is not None:
                     await ahead.cancel()
@@ -97,19 +111,19 @@ async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_r
                 await ahead.cancel()
                 break
             page = await ahead.result()
-    return await offload(run.finish)
+    return await offload_whole(run.finish)
 
 
 async def _export_thread(
-    job: ExportJob, client: Any, thread_id: str, topic: str, pace: bool, max_retries: int
+    job: ExportJob, client: Any, thread_id: str, topic: str, budget: Budget | None, retries: int
 ) -> ThreadExport:
     """Export one thread: finish an interrupted run first, then catch up with what changed since."""
     tc = thread_client(client, thread_id)
     total = None
     while True:
-        run = job.start_thread(thread_id, topic)
+        run = await offload_whole(job.start_thread, thread_id, topic)
         try:
-            total = merge(total, await _export_run(job, tc, run, pace, max_retries))
+            total = merge(total, await _export_run(tc, job, run, budget, retries))
         except BaseException:
             run.abort()
             raise
@@ -117,12 +131,42 @@ async def _export_thread(
             return total
 
 
+async def _targets(
+    chat: Any, wanted: list[str] | None, budget: Budget | None
+) -> list[tuple[str, str | None]]:
+    """``(thread id, topic)`` of the threads to export: every live thread of the user (listed with
+    their topics, one paced request per page) or the ones asked for (topics fetched by the workers)."""
+    if wanted is not None:
+        return [(t, None) for t in wanted]
+    found: list[tuple[str, str | None]] = []
+    items = chat.iter_chat_threads(results_per_page=THREADS_PAGE)
+    try:
+        index = 0
+        while True:
+            slot = None
+            if index % THREADS_PAGE == 0:  # the next item may need the next page: one request
+                slot = await _admit(budget, "get-thread", None)
+            try:
+                item = await anext(items, None)
+            finally:
+                if slot is not None:
+                    slot.done()
+            if item is None:
+                break
+            index += 1
+            if item.deleted_on is None:
+                found.append((str(item.id), item.topic or ""))
+    finally:
+        await items.aclose()
+    return found
+
+
 async def export_history(
     client: Any,
     out: str | os.PathLike[str],
     *,
     threads: str | Sequence[str] | None = None,
-    format: str = "parquet",
+    format: str | Sequence[str] = "parquet",
     since: datetime | str | None = None,
     until: datetime | str | None = None,
     min_sequence_id: int | None = None,
@@ -133,10 +177,13 @@ async def export_history(
     incremental: bool = False,
     lookback: timedelta = DEFAULT_LOOKBACK,
     pace: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
     results_per_page: int = 200,
     rows_per_file: int = 100_000,
     batch_rows: int = 2000,
     max_retries: int = 5,
+    csv_formulas: str = "escape",
+    storage_options: dict[str, Any] | None = None,
     progress: bool = True,
     on_page: Callable[[ExportProgress], None] | None = None,
 ) -> ExportResult:
@@ -145,9 +192,11 @@ async def export_history(
     Args:
         client: a :class:`~chatnb.aio.ChatClient` (or a :class:`~chatnb.aio.ChatThreadClient` for its
             thread).
-        out: the output directory (created if needed); the export owns the files it writes there.
+        out: the output directory (created 0700 if needed), or an fsspec URL (``abfs://container/path``,
+            ``s3://...``, ``memory://...``; needs ``chatnb[cloud]``); the export owns the files it writes.
         threads: a thread id or a list of them; ``None`` (or ``"all"``) exports every thread of the user.
-        format: ``"parquet"`` (default), ``"csv"``, ``"jsonl"`` or ``"html"``.
+        format: ``"parquet"`` (default), ``"csv"``, ``"jsonl"``, ``"html"`` or ``"markdown"``, or several
+            (a list, or comma-separated): one listing, each format written from it.
         since, until: keep messages created at or after ``since`` and before ``until`` (datetimes or
             ISO 8601 strings; naive ones are UTC).
         min_sequence_id, max_sequence_id: keep this range of sequence ids (both inclusive).
@@ -156,12 +205,18 @@ async def export_history(
         partition_by: ``"month"`` adds ``month=YYYY-MM`` folders (by creation month, UTC).
         incremental: continue from the state of the previous export into ``out`` (see the module doc).
         lookback: how far before the high-water mark an incremental run lists again (default 2 min).
-        pace: stay within the service's list-messages limits instead of running into 429s.
+        pace: keep every request within the service's documented limits, across all workers, instead
+            of running into 429s.
+        concurrency: how many threads are exported at once (default 8).
         results_per_page: page size (the service allows at most 200).
-        rows_per_file: rows per Parquet part file (also how often a Parquet export commits).
+        rows_per_file: rows per part file (Parquet; CSV and JSON Lines on object stores); also how often
+            such an export commits.
         batch_rows: messages gathered (a few pages) before they are written together, and the
             state saved; a resumed export lists at most this many messages again.
         max_retries: how many more times to ask for a page after the client gave up on 429/503/network.
+        csv_formulas: ``"escape"`` (default) prefixes ``'`` to CSV cells a spreadsheet would run as a
+            formula (see :mod:`chatnb.export._cells`); ``"keep"`` writes them as they are.
+        storage_options: options of the fsspec file system of ``out`` (credentials, endpoints).
         progress: show a tqdm progress bar (messages and pages).
         on_page: called with an :class:`ExportProgress` after each page is written.
 
@@ -170,25 +225,43 @@ async def export_history(
 
     Raises:
         ValueError, TypeError: for bad arguments, before any request; ValueError also when an
-            incremental export finds a state made with other settings. TypeError also for a client of
-            the other flavour (a chatnb.aio client for the sync export, a sync one for the chatnb.aio one).
-        chatnb.ChatError: service errors (a thread that does not exist, no permission, throttling that
-            outlasts the retries...). The state keeps what was committed; run again to resume.
+            incremental export finds a state made with other settings, or one changed outside chatnb.
+            TypeError also for a client of the other flavour (a chatnb.aio client for the sync export,
+            a sync one for the chatnb.aio one).
+        ExportError: after every thread was tried, if some could not be exported (a service error, a
+            file that cannot be written): its ``result`` lists them in ``failed``; the state keeps what
+            was committed, and the next run tries them again.
+        chatnb.ChatError: if the threads of the user cannot be listed.
     """
     started = time.monotonic()
-    opts, wanted, chat, out_dir = prepare(client, out, threads, locals(), require_client)
-    if wanted is None:
-        targets = alive_threads(await chat.list_chat_threads())
-    else:
-        targets = []
-        for thread_id in wanted:
-            properties = await thread_client(chat, thread_id).get_properties()
-            targets.append((thread_id, properties.topic))
+    opts, wanted, chat, store = prepare(client, out, threads, locals(), require_client)
+    budget = Budget() if pace else None
+    targets = await _targets(chat, wanted, budget)
     bar = make_bar(progress)
+    outcomes: list[ThreadExport | ThreadFailure | None] = [None] * len(targets)
     try:
-        job = ExportJob(out_dir, opts, out_dir / STATE_NAME, on_page=on_page, bar=bar)
-        results = [await _export_thread(job, chat, t, topic, pace, max_retries) for t, topic in targets]
+        job = await offload_whole(ExportJob, store, opts, on_page=on_page, bar=bar)
+
+        async def export_one(index: int) -> None:
+            thread_id, topic = targets[index]
+            try:
+                if topic is None:
+                    slot = await _admit(budget, "get-thread", None)
+                    try:
+                        topic = (await thread_client(chat, thread_id).get_properties()).topic or ""
+                    finally:
+                        if slot is not None:
+                            slot.done()
+                topic = repair_value(topic)[0]
+                outcomes[index] = await _export_thread(job, chat, thread_id, topic, budget, max_retries)
+            except THREAD_ERRORS as exc:
+                outcomes[index] = ThreadFailure(thread_id, topic or "", exc)
+
+        await run_concurrently(export_one, range(len(targets)), concurrency, job.stopping.set)
     finally:
         if bar is not None:
             bar.close()
-    return ExportResult(out_dir, opts.fmt, results, time.monotonic() - started)
+    result = make_result(store, opts, outcomes, time.monotonic() - started)
+    if result.failed:
+        raise ExportError(result) from result.failed[0].error
+    return result

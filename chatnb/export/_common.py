@@ -12,21 +12,27 @@ import pandas as pd
 
 from .._retry import Backoff
 from .._time import to_datetime
-from ..errors import BadRequestError, RateLimitError, ServiceUnavailableError, TransportError
-from ._job import ExportJob, Options, ThreadExport, ThreadRun
-from ._writers import FORMATS
+from ..errors import BadRequestError, ChatError, RateLimitError, ServiceUnavailableError, TransportError
+from ._job import ExportJob, Options, ThreadRun
+from ._result import ExportResult, ThreadExport, ThreadFailure
+from ._store import LocalStore, Store, open_store
+from ._writers import FORMATS, ExportFileError
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "DEFAULT_LOOKBACK",
     "PAGE_BACKOFF",
     "RETRYABLE",
     "STALE_LINK",
-    "alive_threads",
+    "THREADS_PAGE",
+    "THREAD_ERRORS",
     "continued",
     "first_listing",
     "make_bar",
     "make_options",
+    "make_result",
     "merge",
+    "parse_formats",
     "prepare",
     "retry_delay",
     "thread_client",
@@ -34,7 +40,13 @@ __all__ = [
 ]
 
 DEFAULT_LOOKBACK = timedelta(minutes=2)
+DEFAULT_CONCURRENCY = 8
+"""Threads exported at once by default: round trips overlap, while the documented limits (per user and
+thread, per thread) leave threads independent of each other; eight connections are a polite load."""
 RETRYABLE = (RateLimitError, ServiceUnavailableError, TransportError)
+THREAD_ERRORS = (ChatError, OSError, ExportFileError)
+"""What makes one thread fail without stopping the others (service errors, files that cannot be written)."""
+THREADS_PAGE = 200
 
 
 def _time_ns(value: Any, name: str) -> int | None:
@@ -62,9 +74,25 @@ def _seq(value: Any, name: str) -> int | None:
     return value
 
 
+def parse_formats(format: Any) -> list[str]:
+    """``format`` as a list of formats: one name, a comma-separated string, or a list of names.
+
+    Raises:
+        ValueError: for an unknown or missing format.
+    """
+    names = format.split(",") if isinstance(format, str) else format
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"format must be one of {', '.join(FORMATS)} or a list of them, not {format!r}")
+    formats = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+    bad = [n for n in formats if n not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)} (or several), not {format!r}")
+    return formats
+
+
 def make_options(
     *,
-    format: str,
+    format: Any,
     partition_by: str | None,
     since: Any,
     until: Any,
@@ -77,10 +105,12 @@ def make_options(
     results_per_page: int,
     rows_per_file: int,
     batch_rows: int = 2000,
+    csv_formulas: str = "escape",
 ) -> Options:
     """Check the arguments of an export (``ValueError``/``TypeError`` before any request)."""
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    formats = parse_formats(format)
+    if csv_formulas not in ("escape", "keep"):
+        raise ValueError(f"csv_formulas must be 'escape' or 'keep', not {csv_formulas!r}")
     if partition_by not in (None, "month"):
         raise ValueError(f"partition_by must be None or 'month', not {partition_by!r}")
     since_ns, until_ns = _time_ns(since, "since"), _time_ns(until, "until")
@@ -97,7 +127,7 @@ def make_options(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int")
     return Options(
-        fmt=format,
+        formats=formats,
         by_month=partition_by == "month",
         since_ns=since_ns,
         until_ns=until_ns,
@@ -110,6 +140,7 @@ def make_options(
         page_size=min(results_per_page, 200),
         rows_per_file=rows_per_file,
         batch_rows=batch_rows,
+        csv_guard=csv_formulas == "escape",
     )
 
 
@@ -189,20 +220,14 @@ def merge(total: ThreadExport | None, part: ThreadExport) -> ThreadExport:
     return total
 
 
-def alive_threads(listing: pd.DataFrame) -> list[tuple[str, str]]:
-    """``(id, topic)`` of the threads of a ``list_chat_threads`` frame that are not deleted."""
-    alive = listing[listing["deleted_on"].isna()]
-    return [(str(t), str(p)) for t, p in zip(alive["id"], alive["topic"].fillna(""), strict=True)]
-
-
 def prepare(
     client: Any,
     out: str | os.PathLike[str],
     threads: Any,
     args: dict[str, Any],
     require_client: Callable[[Any, str], None],
-) -> tuple[Options, list[str] | None, Any, Path]:
-    """Check the arguments; the options, the thread ids (``None``: all), the chat client and ``out``.
+) -> tuple[Options, list[str] | None, Any, Store]:
+    """Check the arguments; the options, the thread ids (``None``: all), the chat client and the store.
 
     ``require_client(chat, "export_history")`` checks the client's flavour (sync or chatnb.aio) before
     anything is created.
@@ -221,7 +246,11 @@ def prepare(
         results_per_page=args["results_per_page"],
         rows_per_file=args["rows_per_file"],
         batch_rows=args["batch_rows"],
+        csv_formulas=args["csv_formulas"],
     )
+    concurrency = args["concurrency"]
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError("concurrency must be a positive int")
     if (
         isinstance(args["max_retries"], bool)
         or not isinstance(args["max_retries"], int)
@@ -235,6 +264,15 @@ def prepare(
     require_client(chat, "export_history")
     if wanted is None and own_thread is not None:
         wanted = [own_thread]
-    out_dir = Path(out).expanduser().resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return opts, wanted, chat, out_dir
+    store = open_store(out, args["storage_options"])
+    return opts, wanted, chat, store
+
+
+def make_result(
+    store: Store, opts: Options, outcomes: list[ThreadExport | ThreadFailure | None], elapsed: float
+) -> ExportResult:
+    """The :class:`ExportResult` of the threads' outcomes (in the order they were asked for)."""
+    out: Path | str = store.root if isinstance(store, LocalStore) else store.url
+    done = [o for o in outcomes if isinstance(o, ThreadExport)]
+    failed = [o for o in outcomes if isinstance(o, ThreadFailure)]
+    return ExportResult(out, opts.fmt, done, elapsed, formats=list(opts.formats), failed=failed)

@@ -7,22 +7,20 @@ system messages (topic changes, participants added or removed) are shown as such
 external resource, and its Content-Security-Policy blocks any (remote images in html messages included).
 
 The service lists newest first, so the export spools each page's fragment (already in chronological
-order) to a file and :func:`assemble` writes the transcript reading the fragments back in reverse.
+order) and writes the transcript reading the fragments back in reverse (:mod:`chatnb.export._transcripts`).
 """
 
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import nh3
 import numpy as np
 import pandas as pd
 
-__all__ = ["assemble", "render_rows"]
+__all__ = ["PAGE_TAIL", "Row", "isos", "message_rows", "page_head", "render_rows", "system_text", "texts"]
 
 _SYSTEM_TYPES = frozenset({"topicUpdated", "participantAdded", "participantRemoved"})
 
@@ -44,13 +42,13 @@ article.deleted .body{color:#888;font-style:italic}
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _isos(column: pd.Series) -> list[str | None]:
+def isos(column: pd.Series) -> list[str | None]:
     """A datetime column as RFC 3339 strings (``None`` for NaT)."""
     values = column.to_numpy(dtype="datetime64[us]")
     return [None if v == "NaT" else v + "Z" for v in np.datetime_as_string(values, unit="us").tolist()]
 
 
-def _texts(column: pd.Series) -> list[str | None]:
+def texts(column: pd.Series) -> list[str | None]:
     return [None if v is None or v is pd.NA or v != v else str(v) for v in column.tolist()]
 
 
@@ -58,50 +56,61 @@ def _attr(name: str, value: str | None) -> str:
     return "" if value is None else f' data-{name}="{html.escape(value, quote=True)}"'
 
 
-def _system_body(kind: str, initiator: str | None, topic: str | None, ids: Any) -> str:
-    who = html.escape(initiator or "someone")
+def system_text(kind: str, initiator: str | None, topic: str | None, ids: Any, escape: Any) -> str:
+    """What a system message says (topic changed, participants added or removed), escaped by ``escape``."""
+    who = escape(initiator or "someone")
     if kind == "topicUpdated":
-        return f"{who} changed the topic to “{html.escape(topic or '')}”"
-    names = ", ".join(html.escape(str(p)) for p in (ids if ids is not None else ()))
+        return f"{who} changed the topic to “{escape(topic or '')}”"
+    names = ", ".join(escape(str(p)) for p in (ids if isinstance(ids, (list, tuple, np.ndarray)) else ()))
     verb = "added" if kind == "participantAdded" else "removed"
     return f"{who} {verb} {names}"
+
+
+class Row(NamedTuple):
+    """The fields of one exported message that the transcripts show."""
+
+    id: str | None
+    kind: str
+    seq: int
+    version: str | None
+    content: str | None
+    sender: str | None
+    name: str | None
+    created: str | None
+    edited: str | None
+    deleted: str | None
+    topic: str | None
+    ids: Any
+    initiator: str | None
+
+
+def message_rows(frame: pd.DataFrame) -> Iterator[Row]:
+    """``frame``'s rows (export columns, in the frame's order) as :class:`Row` s, text as ``str``."""
+    columns = zip(
+        texts(frame["id"]),
+        texts(frame["type"]),
+        frame["sequence_id"].tolist(),
+        texts(frame["version"]),
+        texts(frame["content"]),
+        texts(frame["sender_id"]),
+        texts(frame["sender_display_name"]),
+        isos(frame["created_on"]),
+        isos(frame["edited_on"]),
+        isos(frame["deleted_on"]),
+        texts(frame["topic"]),
+        frame["participant_ids"].tolist(),
+        texts(frame["initiator_id"]),
+        strict=True,
+    )
+    for values in columns:
+        yield Row(values[0], values[1] or "", *values[2:])
 
 
 def render_rows(frame: pd.DataFrame) -> str:
     """The ``<article>`` elements of ``frame``'s rows (export columns, in the frame's order)."""
     parts: list[str] = []
-    columns = zip(
-        _texts(frame["id"]),
-        _texts(frame["type"]),
-        frame["sequence_id"].tolist(),
-        _texts(frame["version"]),
-        _texts(frame["content"]),
-        _texts(frame["sender_id"]),
-        _texts(frame["sender_display_name"]),
-        _isos(frame["created_on"]),
-        _isos(frame["edited_on"]),
-        _isos(frame["deleted_on"]),
-        _texts(frame["topic"]),
-        frame["participant_ids"].tolist(),
-        _texts(frame["initiator_id"]),
-        strict=True,
-    )
-    for (
-        id_,
-        kind,
-        seq,
-        version,
-        content,
-        sender,
-        name,
-        created,
-        edited,
-        deleted,
-        topic,
-        ids,
-        initiator,
-    ) in columns:
-        kind = kind or ""
+    for row in message_rows(frame):
+        id_, kind, seq, version, content, sender, name, created, edited, deleted, topic, ids, initiator = row
         system = kind in _SYSTEM_TYPES
         classes = ["msg", "system" if system else kind.lower()]
         if deleted:
@@ -109,7 +118,7 @@ def render_rows(frame: pd.DataFrame) -> str:
         if edited:
             classes.append("edited")
         if system:
-            body = _system_body(kind, initiator, topic, ids)
+            body = system_text(kind, initiator, topic, ids, html.escape)
         elif deleted:
             body = "message deleted"
         elif kind.lower() == "html":
@@ -142,37 +151,17 @@ def render_rows(frame: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def _chunks(spool: Path, ends: list[int]) -> Iterator[bytes]:
-    """The spooled page fragments, last page first (that is, oldest messages first)."""
-    with spool.open("rb") as fh:
-        for i in range(len(ends) - 1, -1, -1):
-            start = ends[i - 1] if i else 0
-            fh.seek(start)
-            yield fh.read(ends[i] - start)
-
-
-def assemble(
-    spool: Path, ends: list[int], target: Path, *, thread_id: str, topic: str, title_note: str
-) -> int:
-    """Write the transcript ``target`` from the page fragments in ``spool`` (atomically); its size."""
+def page_head(*, thread_id: str, topic: str, note: str) -> str:
+    """The transcript page up to its first message (``<main>`` carries the thread id for readers)."""
     title = html.escape(topic or thread_id)
-    head = (
+    return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_STYLE}</style></head>\n<body>"
         f'<header class="top"><h1>{title}</h1><p>thread <code>{html.escape(thread_id)}</code> · '
-        f"{html.escape(title_note)}</p></header>\n<main>\n"
+        f'{html.escape(note)}</p></header>\n<main data-thread="{html.escape(thread_id, quote=True)}">\n'
     )
-    tmp = target.with_name("." + target.name + ".tmp")
-    with tmp.open("wb") as out:
-        out.write(head.encode())
-        if ends:
-            for chunk in _chunks(spool, ends):
-                out.write(chunk)
-        out.write(b"</main>\n</body></html>\n")
-        out.flush()
-        os.fsync(out.fileno())
-        size = out.tell()
-    os.replace(tmp, target)
-    return size
+
+
+PAGE_TAIL = "</main>\n</body></html>\n"

@@ -24,12 +24,9 @@ already exported is skipped; an edited or deleted message comes out again as a n
 
 from __future__ import annotations
 
-import json
-import time
-from collections import deque
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,89 +34,16 @@ import pandas as pd
 
 from .. import frames
 from ..paging import MessagePage
+from ._group import WriterGroup
+from ._result import ExportProgress, ThreadExport
 from ._state import ExportState, RunState, ThreadState
-from ._writers import Writer, make_writer, recover
+from ._store import Store
+from ._writers import recover
 
-__all__ = ["ExportJob", "ExportProgress", "ExportResult", "Pacer", "ThreadExport", "ThreadRun"]
+__all__ = ["ExportCancelled", "ExportJob", "Options", "ThreadRun"]
 
 SYSTEM_TYPES = ("topicUpdated", "participantAdded", "participantRemoved")
 _NS_PER_US = 1000
-
-
-@dataclass(frozen=True)
-class ExportProgress:
-    """What an ``on_page`` callback is told after each page."""
-
-    thread_id: str
-    pages: int
-    listed: int
-    written: int
-    total_pages: int
-    total_written: int
-
-
-@dataclass
-class ThreadExport:
-    """The outcome for one thread: pages listed, messages listed and rows written by this call."""
-
-    thread_id: str
-    topic: str
-    pages: int = 0
-    listed: int = 0
-    written: int = 0
-    resumed: bool = False
-    files: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ExportResult:
-    """What :func:`chatnb.export_history` did."""
-
-    out: Path
-    format: str
-    threads: list[ThreadExport]
-    elapsed: float = 0.0
-
-    @property
-    def rows(self) -> int:
-        """Rows written."""
-        return sum(t.written for t in self.threads)
-
-    @property
-    def pages(self) -> int:
-        """Pages listed."""
-        return sum(t.pages for t in self.threads)
-
-    @property
-    def files(self) -> list[Path]:
-        """Every file of the export (all runs), sorted."""
-        return sorted({self.out / f for t in self.threads for f in t.files})
-
-
-class Pacer:
-    """Keeps list requests within the service's limits per user and thread (50 per 10 s, 200 a minute)."""
-
-    def __init__(
-        self,
-        windows: tuple[tuple[int, float], ...] = ((50, 10.0), (200, 60.0)),
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.windows = windows
-        self.clock = clock
-        self._sent: deque[float] = deque(maxlen=max(n for n, _ in windows))
-
-    def delay(self) -> float:
-        """Seconds to wait before the next request may be sent."""
-        now = self.clock()
-        wait = 0.0
-        for count, seconds in self.windows:
-            if len(self._sent) >= count:
-                oldest = self._sent[-count]
-                wait = max(wait, oldest + seconds - now)
-        return wait
-
-    def sent(self) -> None:
-        self._sent.append(self.clock())
 
 
 def _ns(column: pd.Series) -> np.ndarray[Any, Any]:
@@ -137,9 +61,22 @@ def _change_ns(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
 _NAT = np.iinfo(np.int64).min
 
 
+class ExportCancelled(Exception):
+    """A worker's thread was stopped because the export stops (another thread raised, or Ctrl-C)."""
+
+
+def _frame_of(pages: list[MessagePage], result: ThreadExport) -> pd.DataFrame:
+    """One frame of ``pages``; lone surrogates (which no format can write) are replaced and counted."""
+    try:
+        return pages[0].frame if len(pages) == 1 else MessagePage.concat_frames(pages)
+    except UnicodeEncodeError:
+        result.repaired += sum(page.repair_text() for page in pages)
+        return pages[0].frame if len(pages) == 1 else MessagePage.concat_frames(pages)
+
+
 @dataclass
 class Options:
-    fmt: str
+    formats: list[str]
     by_month: bool
     since_ns: int | None
     until_ns: int | None
@@ -152,11 +89,17 @@ class Options:
     page_size: int
     rows_per_file: int
     batch_rows: int = 2000
+    csv_guard: bool = True
+
+    @property
+    def fmt(self) -> str:
+        """The format (the formats joined with ``+`` when there are several)."""
+        return "+".join(self.formats)
 
     def state_key(self) -> dict[str, Any]:
         """The settings an incremental run must share with the runs before it."""
-        return {
-            "format": self.fmt,
+        key: dict[str, Any] = {
+            "format": self.formats[0] if len(self.formats) == 1 else sorted(self.formats),
             "partition_by": "month" if self.by_month else None,
             "since_ns": self.since_ns,
             "until_ns": self.until_ns,
@@ -165,57 +108,73 @@ class Options:
             "include_system": self.include_system,
             "include_deleted": self.include_deleted,
         }
+        if "csv" in self.formats:
+            key["csv_formulas"] = "escape" if self.csv_guard else "keep"
+        return key
 
 
 class ExportJob:
-    """One call of ``export_history``: the options, the state and the counters across threads."""
+    """One call of ``export_history``: the options, the state and the counters across threads.
+
+    Workers exporting threads at the same time share it: the state takes snapshots under its own lock,
+    and the counters, the progress bar and ``on_page`` are updated under :attr:`lock`.
+    """
 
     def __init__(
         self,
-        out: Path,
+        store: Store,
         options: Options,
-        state_path: Path,
         *,
         on_page: Callable[[ExportProgress], None] | None,
         bar: Any,
     ) -> None:
-        self.out = out
+        self.store = store
         self.options = options
         self.on_page = on_page
         self.bar = bar
+        self.lock = threading.Lock()
         key = options.state_key()
         if options.incremental:
-            self.state = ExportState.load(state_path, key)
+            self.state = ExportState.load(store, key)
         else:
             try:
-                self.state = ExportState.load(state_path, key)
+                self.state = ExportState.load(store, key)
             except ValueError:
-                old = _load_any(state_path)
-                self.state = ExportState(state_path, key)
+                old = ExportState.thread_ids_of_any(store)
+                self.state = ExportState(store, key)
                 self.state.save()
                 for thread_id in old:
-                    recover(out, thread_id, {})
+                    recover(store, thread_id, {})
         self.total_pages = 0
         self.total_written = 0
-        self.pacers: dict[str, Pacer] = {}
+        self.stopping = threading.Event()  # set when the export stops: workers end at their next page
 
     def start_thread(self, thread_id: str, topic: str) -> ThreadRun:
         """Recover the thread's files to the last commit and set up the run to do (or finish)."""
         ts = self.state.thread(thread_id)
-        if not self.options.incremental:
-            self.state.threads[thread_id] = ts = ThreadState()
+        if not self.options.incremental and (ts.files or ts.run is not None or ts.runs):
+            ts = ThreadState()  # saved before its files are removed: the state never names a missing file
+            self.state.put(thread_id, ts)
             self.state.save()
-        recover(self.out, thread_id, ts.files)
+        elif not self.options.incremental:
+            ts = ThreadState()
+        recover(self.store, thread_id, ts.files)
         return ThreadRun(self, thread_id, topic, ts)
 
-
-def _load_any(path: Path) -> list[str]:
-    """The thread ids of whatever export state is at ``path`` (for clearing an export made otherwise)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return [str(t) for t in data.get("threads", {})]
-    except (OSError, ValueError, AttributeError):
-        return []
+    def progress(self, run: ThreadRun, listed: int, written: int) -> None:
+        """Count a page in the totals, the bar and ``on_page``."""
+        with self.lock:
+            self.total_pages += 1
+            self.total_written += written
+            total_pages, total_written = self.total_pages, self.total_written
+            if self.bar is not None:
+                self.bar.update(listed)
+                self.bar.set_postfix(pages=total_pages, written=total_written, refresh=False)
+        if self.on_page is not None:
+            r = run.result
+            self.on_page(
+                ExportProgress(run.thread_id, r.pages, r.listed, r.written, total_pages, total_written)
+            )
 
 
 class ThreadRun:
@@ -237,18 +196,20 @@ class ThreadRun:
                 start = since_us if start is None else max(start, since_us)
             ts.run = RunState(number=ts.runs + 1, start_time=start)
         self.run: RunState = ts.run
-        self.writer: Writer = make_writer(
-            opts.fmt,
-            job.out,
+        self.writer = WriterGroup(
+            opts.formats,
+            job.store,
             thread_id,
             run=self.run.number,
             by_month=opts.by_month,
             files=ts.files,
             parts=self.run.parts,
             rows_per_file=opts.rows_per_file,
-            html_pages=self.run.html_pages,
+            spools=self.run.html_pages,
+            csv_guard=opts.csv_guard,
         )
         self._counted = False
+        self._framed = False  # the only pending page's own frame is built already
         self._pending: list[MessagePage] = []
         self._pending_rows = 0
         self._next_link: str | None = self.run.next_link
@@ -277,11 +238,17 @@ class ThreadRun:
         export repeats at most one batch of listing. A page's own frame is only built when it is looked
         into: the first page of a run, and every page with ``min_sequence_id``.
         """
+        if self.job.stopping.is_set():
+            raise ExportCancelled("the export was stopped")
         opts = self.job.options
         run = self.run
         n = len(page)
         next_link = page.continuation_token
         more = next_link is not None
+        looks = not run.first_page_done or opts.min_seq is not None or (self.job.bar and not self._counted)
+        framed = n > 0 and bool(looks)
+        if framed:
+            _frame_of([page], self.result)  # looked into below: repaired first if need be
         if n:
             if not run.first_page_done:
                 # the watermark is the newest change on the *first* page: what the listing could see
@@ -291,44 +258,38 @@ class ThreadRun:
                 if self.job.bar is not None:
                     low = opts.min_seq or 1
                     top = int(page.frame["sequence_id"].max())
-                    self.job.bar.total = (self.job.bar.total or 0) + max(top - low + 1, n)
-                    self.job.bar.refresh()
+                    with self.job.lock:
+                        self.job.bar.total = (self.job.bar.total or 0) + max(top - low + 1, n)
+                        self.job.bar.refresh()
             if opts.min_seq is not None and int(page.frame["sequence_id"].min()) <= opts.min_seq:
                 more = False  # listed newest first: nothing further down is in range
         self._pending.append(page)
         self._pending_rows += n
+        self._framed = framed and len(self._pending) == 1
         run.first_page_done = True
         self._next_link = next_link if more else None
         self.result.pages += 1
         self.result.listed += n
-        self.job.total_pages += 1
+        written = 0
         if not more or self._pending_rows >= opts.batch_rows:
-            self._process()
+            written = self._process()
             if more and self.writer.should_commit():
                 self._commit()
-        if self.job.bar is not None:
-            self.job.bar.update(n)
-            self.job.bar.set_postfix(
-                pages=self.job.total_pages, written=self.job.total_written, refresh=False
-            )
-        if self.job.on_page is not None:
-            r = self.result
-            self.job.on_page(
-                ExportProgress(
-                    self.thread_id, r.pages, r.listed, r.written, self.job.total_pages, self.job.total_written
-                )
-            )
+        self.job.progress(self, n, written)
         return more
 
-    def _process(self) -> None:
-        """Filter, de-duplicate and write the gathered pages; advance the run's position past them."""
+    def _process(self) -> int:
+        """Filter, de-duplicate and write the gathered pages; advance the run's position past them.
+
+        Returns the rows written."""
         opts = self.job.options
         run = self.run
         batch, self._pending = self._pending, []
         pages, rows, self._pending_rows = len(batch), self._pending_rows, 0
         written = 0
         if rows:
-            frame = MessagePage.concat_frames(batch)
+            # one page already looked into (the first of a run) has its frame: no need to build it again
+            frame = batch[0].frame if self._framed else _frame_of(batch, self.result)
             n = len(frame)
             seq = frame["sequence_id"].to_numpy()
             created = _ns(frame["created_on"])
@@ -371,7 +332,7 @@ class ThreadRun:
         run.next_link = self._next_link
         run.listing_done = self._next_link is None
         self.result.written += written
-        self.job.total_written += written
+        return written
 
     def _dedupe(
         self, frame: pd.DataFrame, keep: np.ndarray[Any, Any], created_us: np.ndarray[Any, Any]
@@ -423,6 +384,7 @@ class ThreadRun:
         self.writer.commit()
         self.ts.files = dict(self.writer.files)
         self.run.parts = self.writer.parts
+        self.job.state.put(self.thread_id, self.ts)
         self.job.state.save()
 
     def restart(self) -> None:
@@ -446,10 +408,9 @@ class ThreadRun:
             ts.last_sequence_id = max(run.high_seq, ts.last_sequence_id or 0)
         ts.runs = run.number
         ts.run = None
+        self.job.state.put(self.thread_id, ts)
         self.job.state.save()
-        cleanup = getattr(self.writer, "cleanup_spools", None)
-        if cleanup is not None:
-            cleanup()
+        self.writer.cleanup()
         self.result.files = sorted(ts.files)
         return self.result
 

@@ -10,52 +10,64 @@ the text shown, and ``metadata``/``topic``/participants are not recovered).
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from .. import frames
+from ._cells import unguard_formulas
+from ._state import ExportState
+from ._store import Store, open_store
 from ._writers import EXPORT_COLUMNS
 
-__all__ = ["read_export"]
+__all__ = ["detect_format", "own_files", "read_export", "read_files"]
+
+_PATTERNS = {
+    "parquet": re.compile(r"part-r\d{4}-\d{5}\.parquet\Z|part-c\d{5}\.parquet\Z"),
+    "jsonl": re.compile(r"messages(?:-r\d{4}-\d{5})?\.jsonl\Z"),
+    "csv": re.compile(r"messages(?:-r\d{4}-\d{5})?\.csv\Z"),
+    "html": re.compile(r"transcript(?:-r\d{4})?\.html\Z"),
+    "markdown": re.compile(r"transcript(?:-r\d{4})?\.md\Z"),
+}
+_STRING_COLUMNS = [n for n, d in EXPORT_COLUMNS.items() if d == "string"]
 
 
-def _thread_of(path: Path, root: Path) -> str | None:
-    for part in path.relative_to(root).parts:
+def _thread_of(rel: str) -> str | None:
+    for part in rel.split("/"):
         if part.startswith("thread_id="):
-            return unquote(part[len("thread_id=") :])
+            return unquote(part[len("thread_id=") :], errors="surrogatepass")
     return None
 
 
-def _own_files(root: Path, pattern: str) -> list[Path]:
+def own_files(store: Store, fmt: str) -> list[str]:
+    pattern = _PATTERNS[fmt]
     return sorted(
-        p for p in root.rglob(pattern) if not any(s.startswith(".") for s in p.relative_to(root).parts)
+        rel
+        for rel in store.files("")
+        if not any(p.startswith(".") for p in rel.split("/")) and pattern.match(rel.rsplit("/", 1)[-1])
     )
 
 
-def _detect(root: Path) -> str:
-    found = [
-        fmt
-        for fmt, pattern in (
-            ("parquet", "*.parquet"),
-            ("csv", "messages.csv"),
-            ("jsonl", "messages.jsonl"),
-            ("html", "transcript*.html"),
-        )
-        if _own_files(root, pattern)
-    ]
-    if len(found) != 1:
-        what = "no export files" if not found else f"files of several formats ({', '.join(found)})"
-        raise ValueError(f"{root} holds {what}; pass format=")
-    return found[0]
+def detect_format(store: Store) -> str:
+    """The most faithful format present: Parquet, JSON Lines, CSV, then HTML."""
+    for fmt in ("parquet", "jsonl", "csv", "html"):
+        if own_files(store, fmt):
+            return fmt
+    what = (
+        "only Markdown transcripts, which are not read back"
+        if own_files(store, "markdown")
+        else "no export files"
+    )
+    raise ValueError(f"{store.url} holds {what}")
 
 
 def _normalize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -88,15 +100,19 @@ def _list_cell(value: Any) -> Any:
     return [str(v) for v in value]
 
 
-def _read_parquet(root: Path) -> pd.DataFrame:
-    dataset = ds.dataset(root, format="parquet", partitioning="hive")
-    table = dataset.to_table()
-    if "thread_id" in table.column_names:
-        col = table.column("thread_id")
-        if pa.types.is_dictionary(col.type):
-            table = table.set_column(
-                table.column_names.index("thread_id"), "thread_id", col.cast(pa.string())
-            )
+def _read_parquet(store: Store, rels: list[str]) -> pd.DataFrame:
+    tables = []
+    for rel in rels:
+        table = pq.read_table(io.BytesIO(store.read(rel)))
+        meta = table.schema.metadata or {}
+        thread_id = meta.get(b"chatnb.thread_id", b"").decode("utf-8", "surrogatepass") or _thread_of(rel)
+        if "thread_id" not in table.column_names:
+            table = table.append_column("thread_id", pa.array([thread_id] * table.num_rows, type=pa.string()))
+        tables.append(table.replace_schema_metadata(None))
+    if not tables:
+        empty: pd.DataFrame = pd.DataFrame()
+        return empty
+    table = pa.concat_tables(tables, promote_options="default")
     frame: pd.DataFrame = table.to_pandas(
         types_mapper={pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}.get
     )
@@ -112,22 +128,36 @@ def _json_cell(value: Any) -> Any:
     return json.loads(value)
 
 
-def _read_csv(root: Path) -> pd.DataFrame:
+def _csv_guarded(store: Store) -> bool:
+    """Whether the export's CSV cells were written with formulas escaped (the default, and the only way
+    without a state that says otherwise)."""
+    options = ExportState.saved_of_any(store).get("options")
+    if not isinstance(options, dict):
+        return True
+    return bool(options.get("csv_formulas", "keep") == "escape")
+
+
+def _read_csv(store: Store, rels: list[str]) -> pd.DataFrame:
     parts = []
-    for path in _own_files(root, "messages.csv"):
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    guarded = _csv_guarded(store)
+    for rel in rels:
+        frame = pd.read_csv(io.BytesIO(store.read(rel)), dtype=str, keep_default_na=False, na_values=[""])
         frame["metadata"] = frame["metadata"].map(_json_cell)
         frame["participant_ids"] = frame["participant_ids"].map(_json_cell)
+        if guarded:
+            for name in _STRING_COLUMNS:
+                if name in frame:
+                    frame[name] = frame[name].map(lambda v: unguard_formulas(v) if isinstance(v, str) else v)
         parts.append(frame)
     out: pd.DataFrame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out
 
 
-def _read_jsonl(root: Path) -> pd.DataFrame:
+def _read_jsonl(store: Store, rels: list[str]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
-    for path in _own_files(root, "messages.jsonl"):
-        with path.open(encoding="utf-8") as fh:
-            rows.extend(json.loads(line) for line in fh if line.strip())
+    for rel in rels:
+        text = store.read(rel).decode("utf-8")
+        rows.extend(json.loads(line) for line in text.splitlines() if line.strip())
     out: pd.DataFrame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
     return out
 
@@ -139,9 +169,12 @@ class _TranscriptParser(HTMLParser):
         self._depth = 0
         self._in_body = 0
         self._text: list[str] = []
+        self.thread_id: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if tag == "main" and a.get("data-thread"):
+            self.thread_id = a["data-thread"]
         if tag == "article" and "data-id" in a:
             self.rows.append(
                 {
@@ -174,14 +207,14 @@ class _TranscriptParser(HTMLParser):
             self._text.append(data)
 
 
-def _read_html(root: Path) -> pd.DataFrame:
+def _read_html(store: Store, rels: list[str]) -> pd.DataFrame:
     parts = []
-    for path in _own_files(root, "transcript*.html"):
+    for rel in rels:
         parser = _TranscriptParser()
-        parser.feed(path.read_text(encoding="utf-8"))
+        parser.feed(store.read(rel).decode("utf-8"))
         frame = pd.DataFrame.from_records(parser.rows)
         if len(frame):
-            frame["thread_id"] = _thread_of(path, root)
+            frame["thread_id"] = parser.thread_id or _thread_of(rel)
         parts.append(frame)
     out: pd.DataFrame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out
@@ -193,25 +226,42 @@ def _version_key(versions: pd.Series) -> pd.Series:
 
 
 def read_export(
-    path: str | os.PathLike[str], *, format: str | None = None, latest: bool = False
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    latest: bool = False,
+    storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Every row of the export in ``path`` (all runs), ordered by thread, sequence id and version.
 
     Args:
-        path: the export's output directory.
-        format: ``"parquet"``, ``"csv"``, ``"jsonl"`` or ``"html"``; found from the files by default.
+        path: the export's output directory, or its fsspec URL (``abfs://...``).
+        format: ``"parquet"``, ``"csv"``, ``"jsonl"`` or ``"html"``; by default the most faithful one
+            present (an export of several formats holds the same rows in each).
         latest: keep one row per ``(thread_id, id)``: the one with the highest ``version`` (edits and
             deletes of incremental runs are later rows of the same message id).
+        storage_options: options of the fsspec file system of ``path``.
 
     Raises:
-        ValueError: if ``path`` holds no export, or files of several formats and no ``format``.
+        ValueError: if ``path`` holds no export (or only Markdown transcripts, which are for people).
     """
-    root = Path(path).expanduser()
-    fmt = format or _detect(root)
-    readers = {"parquet": _read_parquet, "csv": _read_csv, "jsonl": _read_jsonl, "html": _read_html}
-    if fmt not in readers:
-        raise ValueError(f"format must be one of {', '.join(readers)}, not {fmt!r}")
-    frame = readers[fmt](root)
+    store = open_store(path, storage_options, create=False)
+    fmt = format or detect_format(store)
+    return read_files(store, fmt, own_files(store, fmt), latest=latest)
+
+
+_READERS = {"parquet": _read_parquet, "csv": _read_csv, "jsonl": _read_jsonl, "html": _read_html}
+
+
+def read_files(store: Store, fmt: str, rels: list[str], *, latest: bool) -> pd.DataFrame:
+    """The rows of the export files ``rels`` of format ``fmt`` (see :func:`read_export`).
+
+    Raises:
+        ValueError: for a format that is not read back.
+    """
+    if fmt not in _READERS:
+        raise ValueError(f"format must be one of {', '.join(_READERS)}, not {fmt!r}")
+    frame = _READERS[fmt](store, rels)
     if frame.empty:
         return frames.empty_frame(EXPORT_COLUMNS)
     frame = _normalize(frame)

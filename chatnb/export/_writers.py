@@ -1,79 +1,105 @@
-"""Output files of an export: Parquet parts, CSV and JSON Lines files, HTML transcripts.
+"""Output files of an export: Parquet parts, CSV and JSON Lines files, HTML and Markdown transcripts.
 
 Layout (Hive-style, readable by pandas, pyarrow, DuckDB and Spark)::
 
     OUT/thread_id=<id>/[month=YYYY-MM/]part-r0001-00001.parquet   (parquet)
     OUT/thread_id=<id>/[month=YYYY-MM/]messages.csv | messages.jsonl
-    OUT/thread_id=<id>/[month=YYYY-MM/]transcript.html             (first run; later runs -r0002...)
+    OUT/thread_id=<id>/[month=YYYY-MM/]transcript.html | transcript.md   (first run; later -r0002...)
 
 The thread id is percent-encoded in the folder name (``:`` is not allowed in Windows paths); the Hive
-readers decode it. Parquet files leave out ``thread_id`` because the folder carries it (Hive readers
-refuse a column that is also a partition key); CSV and JSON Lines rows carry it.
+readers decode it. A name that would be too long for a file system (ids of more than about 200
+characters) is shortened stably: its start, ``~`` and a hash of the whole id; the Parquet files of such a
+folder carry the full id in their metadata (``chatnb.thread_id``), which :func:`chatnb.read_export` uses.
+Parquet files leave out ``thread_id`` because the folder carries it (Hive readers refuse a column that is
+also a partition key); CSV and JSON Lines rows carry it.
 
-A writer commits what it wrote (flush, ``fsync``, rename of a finished Parquet part) and reports the
-committed files with their sizes; the export records them in its state. :func:`recover` removes whatever
-was written past the last commit, so a killed export leaves no partial or duplicate row behind.
+On stores without append (object stores: ``abfs://``, ``s3://``...), CSV and JSON Lines are written as
+numbered parts like Parquet (``messages-r0001-00001.csv``, each with its header).
+
+A writer commits what it wrote (flush, ``fsync``, rename of a finished part; on object stores, closing
+the object) and reports the committed files with their sizes; the export records them in its state.
+:func:`recover` removes whatever was written past the last commit, so a killed export leaves no partial
+or duplicate row behind.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .. import frames
-from ._html import assemble, render_rows
+from ._encode import ARROW_SCHEMA, PARQUET_SCHEMA, encode_csv, encode_jsonl, to_arrow
+from ._store import Pending, Store, parts_of
 
 __all__ = [
     "ARROW_SCHEMA",
     "EXPORT_COLUMNS",
     "FORMATS",
+    "ExportFileError",
     "Writer",
-    "make_writer",
+    "check_own_path",
+    "part_writer",
     "recover",
     "thread_dir",
 ]
 
-FORMATS = ("parquet", "csv", "jsonl", "html")
+FORMATS = ("parquet", "csv", "jsonl", "html", "markdown")
 EXPORT_COLUMNS: dict[str, str] = {**frames.MESSAGE_COLUMNS, "thread_id": "string", "thread_topic": "string"}
+_MAX_NAME = 200  # bytes of a folder name; file systems allow 255
 
-_TS = pa.timestamp("ns", tz="UTC")
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "sequence_id": pa.int64(),
-    "created_on": _TS,
-    "edited_on": _TS,
-    "deleted_on": _TS,
-    "metadata": pa.map_(pa.string(), pa.string()),
-    "participant_ids": pa.list_(pa.string()),
-}
-ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES.get(name, pa.string())) for name in EXPORT_COLUMNS])
-_PARQUET_SCHEMA = pa.schema([f for f in ARROW_SCHEMA if f.name != "thread_id"])
-
-# Every file an export writes matches one of these; recover() touches nothing else.
-_OWN_FILE = re.compile(
-    r"(part-r\d{4}-\d{5}\.parquet|messages\.csv|messages\.jsonl|transcript(-r\d{4})?\.html"
-    r"|\.part-r\d{4}-\d{5}\.parquet\.tmp|\.transcript-r\d{4}\.spool|\.transcript.*\.html\.tmp)\Z"
+_NAME = (
+    r"part-r\d{4}-\d{5}\.parquet|messages(?:-r\d{4}-\d{5})?\.(?:csv|jsonl)|transcript(?:-r\d{4})?\.(?:html|md)"
+    r"|\.transcript-r\d{4}(?:-\d{5}\.(?:html|md))?\.spool"
 )
+# Every file an export writes matches this; recover() touches nothing else.
+_OWN_FILE = re.compile(rf"(?:{_NAME})\Z|\.(?:{_NAME})\.tmp\Z")
+_OWN_DIRS = re.compile(r"month=\d{4}-\d{2}\Z")
+
+
+class ExportFileError(RuntimeError):
+    """A committed file of the export is missing or was changed outside the export."""
 
 
 def thread_dir(thread_id: str) -> str:
-    """The folder of a thread: ``thread_id=<percent-encoded id>``."""
-    return "thread_id=" + quote(thread_id, safe="@._-")
+    """The folder of a thread: ``thread_id=<percent-encoded id>``, shortened stably when too long."""
+    encoded = quote(thread_id, safe="@._-", errors="surrogatepass")
+    name = "thread_id=" + encoded
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(thread_id.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    head = encoded[:120].rsplit("%", 1)[0] if "%" in encoded[117:120] else encoded[:120]
+    return f"thread_id={head}~{digest}"
 
 
-def _months(frame: pd.DataFrame) -> Iterator[tuple[str | None, pd.DataFrame]]:
-    created = frame["created_on"]
-    keys = created.dt.strftime("%Y-%m").to_numpy()
+def check_own_path(rel: str, thread_id: str) -> None:
+    """Check that ``rel`` (from a state file) is a file of the export's own naming in the thread's folder.
+
+    Raises:
+        ValueError: for anything else (``..``, an absolute path, another folder or name).
+    """
+    try:
+        parts = parts_of(rel)
+    except OSError:
+        parts = []
+    ok = (
+        len(parts) in (2, 3)
+        and parts[0] == thread_dir(thread_id)
+        and all(_OWN_DIRS.match(p) for p in parts[1:-1])
+        and bool(_OWN_FILE.match(parts[-1]))
+    )
+    if not ok:
+        raise ValueError(f"names {rel!r}, which is not a file of thread {thread_id!r} in the export")
+
+
+def _months(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    keys = frame["created_on"].dt.strftime("%Y-%m").to_numpy()
     if len(keys) and (keys == keys[0]).all():
         yield str(keys[0]), frame
         return
@@ -81,46 +107,45 @@ def _months(frame: pd.DataFrame) -> Iterator[tuple[str | None, pd.DataFrame]]:
         yield str(key), frame[keys == key]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Writer:
-    """Writes one thread's rows of one run into its partition files.
+    """Writes one thread's rows of one run, in one format, into its partition files.
 
-    ``files`` maps the committed files (relative to the output directory) to their committed sizes.
+    ``files`` (shared by the writers of a run) maps the committed files, relative to the export's root,
+    to their committed sizes; ``parts`` counts the part files this run has started.
     """
 
-    ext = ""
+    fmt = ""
 
     def __init__(
         self,
-        out: Path,
+        store: Store,
         thread_id: str,
         *,
         run: int,
         by_month: bool,
         files: dict[str, int],
         parts: int = 0,
+        rows_per_file: int = 100_000,
+        csv_guard: bool = True,
+        fmt: str = "",
     ) -> None:
-        self.out = out
+        self.fmt = fmt or self.fmt
+        self.store = store
         self.thread_id = thread_id
         self.base = thread_dir(thread_id)
         self.run = run
         self.by_month = by_month
-        self.files = dict(files)
+        self.files = files
         self.parts = parts
+        self.rows_per_file = rows_per_file
+        self.csv_guard = csv_guard
         self.uncommitted_rows = 0
 
-    def _rel(self, month: str | None, name: str) -> str:
+    def rel(self, month: str | None, name: str) -> str:
         return f"{self.base}/month={month}/{name}" if month is not None else f"{self.base}/{name}"
 
     def write(self, frame: pd.DataFrame) -> None:
-        """Write rows (export columns) of one page."""
+        """Write rows (export columns)."""
         if frame.empty:
             return
         self.uncommitted_rows += len(frame)
@@ -134,7 +159,7 @@ class Writer:
         raise NotImplementedError
 
     def should_commit(self) -> bool:
-        """Whether to commit after this page (append formats: always; Parquet: when a part is full)."""
+        """Whether to commit now (append formats: after every batch; parts: when one is full)."""
         return True
 
     def commit(self) -> None:
@@ -148,33 +173,28 @@ class Writer:
     def close(self) -> None:
         """Release open files without committing (after an error)."""
 
+    def cleanup(self) -> None:
+        """After the run's end is saved in the state: remove what only the run needed."""
+
 
 class _AppendWriter(Writer):
-    """CSV and JSON Lines: one file per partition, appended to run after run (and the base of the HTML
-    writer, which appends to spool files)."""
-
-    name = ""
+    """CSV and JSON Lines in a local folder: one file per partition, appended to run after run."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._open: dict[str, Any] = {}
 
-    def _handle(self, rel: str) -> Any:
+    def _write(self, month: str | None, frame: pd.DataFrame) -> None:
+        rel = self.rel(month, f"messages.{self.fmt}")
         fh = self._open.get(rel)
         if fh is None:
-            path = self.out / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fh = path.open("ab")
-            self._open[rel] = fh
-        return fh
-
-    def _write(self, month: str | None, frame: pd.DataFrame) -> None:
-        rel = self._rel(month, self.name)
-        fh = self._handle(rel)
+            fh = self._open[rel] = self.store.open_append(rel)  # type: ignore[attr-defined]
         fh.write(self._encode(frame, header=fh.tell() == 0))
 
     def _encode(self, frame: pd.DataFrame, *, header: bool) -> bytes:
-        raise NotImplementedError
+        if self.fmt == "csv":
+            return encode_csv(frame, header=header, guard=self.csv_guard)
+        return encode_jsonl(frame)
 
     def commit(self) -> None:
         for rel, fh in self._open.items():
@@ -193,231 +213,94 @@ class _AppendWriter(Writer):
         self._open.clear()
 
 
-def _json_cell(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+class _PartWriter(Writer):
+    """Numbered part files per partition (Parquet anywhere; CSV and JSON Lines on object stores), each
+    written under its final name's hidden twin (or, on object stores, as an object that appears whole
+    when closed) and committed when it holds ``rows_per_file`` rows or the run ends."""
 
-
-class _CsvWriter(_AppendWriter):
-    ext = "csv"
-    name = "messages.csv"
-
-    def _encode(self, frame: pd.DataFrame, *, header: bool) -> bytes:
-        columns: dict[str, pa.Array] = {}
-        for name in EXPORT_COLUMNS:
-            col = frame[name]
-            if name in ("created_on", "edited_on", "deleted_on"):
-                columns[name] = pa.array(_iso(col), type=pa.string())
-            elif name in ("metadata", "participant_ids"):
-                columns[name] = pa.array([_json_cell(v) for v in col.tolist()], type=pa.string())
-            elif name == "sequence_id":
-                columns[name] = pa.array(col.to_numpy())
-            else:
-                columns[name] = pa.Array.from_pandas(col, type=pa.string())
-        sink = pa.BufferOutputStream()
-        options = pacsv.WriteOptions(include_header=header, quoting_style="needed")
-        pacsv.write_csv(pa.table(columns), sink, options)
-        return bytes(sink.getvalue())
-
-
-def _iso(column: pd.Series) -> np.ndarray[Any, Any]:
-    """RFC 3339 text of a UTC datetime column (``None`` for NaT): microseconds, or nanoseconds if needed."""
-    values: np.ndarray[Any, np.dtype[np.datetime64]] = column.to_numpy(dtype="datetime64[ns]")
-    ns = values.view("int64")
-    unit: Literal["us", "ns"] = "us" if bool((ns[~np.isnat(values)] % 1000 == 0).all()) else "ns"
-    out: np.ndarray[Any, Any] = np.char.add(np.datetime_as_string(values, unit=unit), "Z").astype(object)
-    out[np.isnat(values)] = None
-    return out
-
-
-class _JsonlWriter(_AppendWriter):
-    ext = "jsonl"
-    name = "messages.jsonl"
-
-    def _encode(self, frame: pd.DataFrame, *, header: bool) -> bytes:
-        text = frame.to_json(
-            orient="records", lines=True, date_format="iso", date_unit="ns", force_ascii=False
-        )
-        if text and not text.endswith("\n"):
-            text += "\n"
-        return text.encode()
-
-
-def to_arrow(frame: pd.DataFrame, schema: pa.Schema = ARROW_SCHEMA) -> pa.Table:
-    """Rows in export columns as an Arrow table of ``schema``."""
-    arrays = []
-    for field in schema:
-        col = frame[field.name]
-        if field.name in ("metadata", "participant_ids"):
-            values = [None if v is None or v is pd.NA else v for v in col.tolist()]
-            if field.name == "participant_ids":
-                values = [None if v is None else list(v) for v in values]
-            arrays.append(pa.array(values, type=field.type))
-        else:
-            arrays.append(pa.Array.from_pandas(col, type=field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-class _ParquetWriter(Writer):
-    """Parquet: numbered part files, written through a hidden temporary file and renamed when full."""
-
-    ext = "parquet"
-
-    def __init__(self, *args: Any, rows_per_file: int, row_group_rows: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rows_per_file = rows_per_file
-        self.row_group_rows = row_group_rows
-        self._writers: dict[str | None, tuple[pq.ParquetWriter, Path, str]] = {}
-        self._buffers: dict[str | None, list[pa.Table]] = {}
-        self._buffered: dict[str | None, int] = {}
+        self._pending: dict[str | None, tuple[Pending, str, Any]] = {}
+
+    def _name(self) -> str:
+        if self.fmt == "parquet":
+            return f"part-r{self.run:04d}-{self.parts:05d}.parquet"
+        return f"messages-r{self.run:04d}-{self.parts:05d}.{self.fmt}"
 
     def _write(self, month: str | None, frame: pd.DataFrame) -> None:
-        table = to_arrow(frame, _PARQUET_SCHEMA)
-        self._buffers.setdefault(month, []).append(table)
-        self._buffered[month] = self._buffered.get(month, 0) + table.num_rows
-        if self._buffered[month] >= self.row_group_rows:
-            self._flush(month)
-
-    def _flush(self, month: str | None) -> None:
-        tables = self._buffers.pop(month, [])
-        self._buffered.pop(month, None)
-        if not tables:
-            return
-        entry = self._writers.get(month)
+        entry = self._pending.get(month)
         if entry is None:
             self.parts += 1
-            rel = self._rel(month, f"part-r{self.run:04d}-{self.parts:05d}.parquet")
-            final = self.out / rel
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name("." + final.name + ".tmp")
-            writer = pq.ParquetWriter(tmp, _PARQUET_SCHEMA, compression="zstd")
-            entry = (writer, tmp, rel)
-            self._writers[month] = entry
-        entry[0].write_table(pa.concat_tables(tables), row_group_size=max(self.row_group_rows, 1))
+            rel = self.rel(month, self._name())
+            pending = self.store.create(rel)
+            sink: Any = None
+            if self.fmt == "parquet":
+                schema = PARQUET_SCHEMA.with_metadata({"chatnb.thread_id": self.thread_id})
+                sink = pq.ParquetWriter(pending.fh, schema, compression="zstd")
+            entry = self._pending[month] = (pending, rel, sink)
+        pending, rel, sink = entry
+        if self.fmt == "parquet":
+            table = to_arrow(frame, PARQUET_SCHEMA)
+            sink.write_table(table, row_group_size=max(min(self.rows_per_file, 20_000), 1))
+        elif self.fmt == "csv":
+            pending.fh.write(encode_csv(frame, header=pending.fh.tell() == 0, guard=self.csv_guard))
+        else:
+            pending.fh.write(encode_jsonl(frame))
 
     def should_commit(self) -> bool:
         return self.uncommitted_rows >= self.rows_per_file
 
     def commit(self) -> None:
-        for month in list(self._buffers):
-            self._flush(month)
-        dirs = set()
-        for writer, tmp, rel in self._writers.values():
-            writer.close()
-            with tmp.open("rb+") as fh:
-                os.fsync(fh.fileno())
-            final = self.out / rel
-            os.replace(tmp, final)
-            self.files[rel] = final.stat().st_size
-            dirs.add(final.parent)
-        for d in dirs:
-            _fsync_dir(d)
-        self._writers.clear()
+        for pending, rel, sink in self._pending.values():
+            if sink is not None:
+                sink.close()
+            self.files[rel] = pending.commit()
+        self._pending.clear()
         super().commit()
 
     def close(self) -> None:
-        for writer, tmp, _ in self._writers.values():
+        for pending, _, sink in self._pending.values():
             try:
-                writer.close()
+                if sink is not None:
+                    sink.close()
             finally:
-                tmp.unlink(missing_ok=True)
-        self._writers.clear()
-        self._buffers.clear()
-        self._buffered.clear()
+                pending.discard()
+        self._pending.clear()
 
 
-class _HtmlWriter(_AppendWriter):
-    """HTML: page fragments spooled per partition, assembled into a transcript at the end of the run."""
-
-    ext = "html"
-
-    def __init__(self, *args: Any, html_pages: dict[str, list[int]], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.html_pages = html_pages
-
-    def _spool_rel(self, month: str | None) -> str:
-        return self._rel(month, f".transcript-r{self.run:04d}.spool")
-
-    def _write(self, month: str | None, frame: pd.DataFrame) -> None:
-        rel = self._spool_rel(month)
-        fh = self._handle(rel)
-        fh.write(render_rows(frame).encode())
-        self.html_pages.setdefault(rel, []).append(fh.tell())
-
-    def finish(self, topic: str) -> None:
-        super().finish(topic)  # commit and close the spools
-        name = "transcript.html" if self.run == 1 else f"transcript-r{self.run:04d}.html"
-        for rel, ends in sorted(self.html_pages.items()):
-            spool = self.out / rel
-            target_rel = rel.rsplit("/", 1)[0] + "/" + name
-            count = len(ends)
-            note = f"export run {self.run}, {count} page{'s' if count != 1 else ''} of messages"
-            size = assemble(
-                spool, ends, self.out / target_rel, thread_id=self.thread_id, topic=topic, title_note=note
-            )
-            self.files[target_rel] = size
-        for rel in list(self.html_pages):
-            self.files.pop(rel, None)
-
-    def cleanup_spools(self) -> None:
-        for rel in self.html_pages:
-            (self.out / rel).unlink(missing_ok=True)
+def part_writer(fmt: str, store: Store) -> type[Writer]:
+    """The writer class of a data format (``parquet``, ``csv``, ``jsonl``) on ``store``."""
+    if fmt == "parquet" or not store.local:
+        return _PartWriter
+    return _AppendWriter
 
 
-def make_writer(
-    fmt: str,
-    out: Path,
-    thread_id: str,
-    *,
-    run: int,
-    by_month: bool,
-    files: dict[str, int],
-    parts: int,
-    rows_per_file: int,
-    html_pages: dict[str, list[int]],
-) -> Writer:
-    common: dict[str, Any] = {"run": run, "by_month": by_month, "files": files, "parts": parts}
-    if fmt == "parquet":
-        return _ParquetWriter(
-            out, thread_id, rows_per_file=rows_per_file, row_group_rows=min(rows_per_file, 20_000), **common
-        )
-    if fmt == "csv":
-        return _CsvWriter(out, thread_id, **common)
-    if fmt == "jsonl":
-        return _JsonlWriter(out, thread_id, **common)
-    if fmt == "html":
-        return _HtmlWriter(out, thread_id, html_pages=html_pages, **common)
-    raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-
-
-def recover(out: Path, thread_id: str, files: dict[str, int]) -> None:
+def recover(store: Store, thread_id: str, files: dict[str, int]) -> None:
     """Undo what was written for ``thread_id`` after the last commit recorded in ``files``.
 
-    Files of the export's own naming that ``files`` does not list are removed; committed append files
-    longer than their committed size are truncated back to it.
+    Files of the export's own naming that ``files`` does not list are removed (a link is removed itself,
+    never what it points to); committed append files longer than their committed size are truncated
+    back to it. Nothing else in the folder is touched.
 
     Raises:
-        RuntimeError: if a committed file is missing or shorter than committed (it was lost or
-            changed outside the export; the thread must be exported again from scratch).
+        ExportFileError: if a committed file is missing, shorter than committed, or (on a store without
+            truncation) longer: it was lost or changed outside the export.
+        UnsafePathError: if the thread's folder, or a folder or file in it, is a symbolic link.
     """
-    base = out / thread_dir(thread_id)
-    if base.is_dir():
-        for path in sorted(base.rglob("*")):
-            if not path.is_file() or not _OWN_FILE.match(path.name):
-                continue
-            rel = path.relative_to(out).as_posix()
-            if rel not in files:
-                path.unlink()
-            elif path.stat().st_size > files[rel]:
-                with path.open("rb+") as fh:
-                    fh.truncate(files[rel])
+    base = thread_dir(thread_id)
+    present = store.files(base)
+    for rel, size in sorted(present.items()):
+        if not _OWN_FILE.match(rel.rsplit("/", 1)[-1]):
+            continue
+        if rel not in files or size < 0:
+            store.remove(rel)
+        elif size > files[rel] and store.local:
+            store.truncate(rel, files[rel])  # type: ignore[attr-defined]
     for rel, size in files.items():
-        path = out / rel
-        if not path.is_file() or path.stat().st_size < size:
-            raise RuntimeError(
-                f"{path} is missing or shorter than the export state says; it was changed outside the "
-                "export. Export this thread again into a new directory (or without incremental)."
+        now = store.size(rel)
+        if now is None or now < size or (now > size and not store.local):
+            raise ExportFileError(
+                f"{store.display(rel)} is missing or shorter than the export state says (or, on an object "
+                "store, not of its size); it was changed "
+                "outside the export. Export this thread again into a new directory (or without incremental)."
             )
