@@ -1,30 +1,41 @@
-"""Plumbing shared by the widgets: real-time subscriptions, calls to sync or async clients, throttled
-re-rendering, and blocking waits that let a notebook kernel's loop turn.
+"""Plumbing shared by the widgets: threads and loops, real-time subscriptions, calls off the kernel loop.
 
-Handlers registered with ``ChatClient.on()`` run on the kernel's event loop (a sync client in a notebook),
-on the loop of an async client, or on a background thread (a sync client where no loop runs, as in a
-script or a test). The widgets therefore only ever *set traits* from handlers (never ``with output:``),
-guard their state with a lock, and coalesce re-renders (:class:`Throttle`).
+The execution model (tested in ``tests/test_widgets_threads.py``):
+
+- **Real-time handlers** (``ChatClient.on``) run on the kernel's event loop (a sync client in a notebook),
+  on the loop of an async client, or on the client's background thread (a sync client where no loop runs,
+  as in a script or a test).
+- **UI callbacks** (messages from the browser) run wherever ipykernel delivers comm messages: the main
+  shell thread, or, under ipykernel 7 with JupyterLab 4.6, a *subshell thread* with a loop of its own.
+- **Network calls** a widget makes (send, edit, delete, receipts, typing, paging) never run on the kernel's
+  loop: a :class:`Worker` runs a sync client's calls one at a time, in order, on a thread of its own, and
+  schedules an async client's coroutines on the loop the widget was made on (from any thread), likewise
+  one at a time.
+- **State changes are serialised**: each widget changes its state and emits the matching delta to the
+  front end under one lock, so the front end sees the changes in the order they were made, whichever
+  thread made them. Widgets never print and never write into an ``Output`` (output from a background
+  thread lands under whatever cell runs at the time): errors are shown in the widget itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import threading
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 from ..events import EVENT_NAMES
 
 __all__ = [
     "EVENT_NAMES",
+    "Job",
     "Subscription",
-    "Throttle",
-    "call",
+    "Worker",
     "chat_client_for",
+    "default_display_name",
     "describe_error",
     "is_async_client",
     "own_user_id",
@@ -32,6 +43,7 @@ __all__ = [
     "raw_id",
     "release_chat_client",
     "run_blocking",
+    "token_user_id",
 ]
 
 T = TypeVar("T")
@@ -59,11 +71,33 @@ def raw_id(value: object) -> str:
     return str(value)
 
 
-def _user_of(token: Any) -> str | None:
-    from .._polling import user_of_token
+def token_user_id(token: str) -> str:
+    """The ACS user id an access token was issued for (the one place the widgets decode a token).
 
+    Raises:
+        ValueError: for something that is not a chatnb/ACS access token.
+    """
+    from .. import credential
+
+    decode: Any = getattr(credential, "token_user_id", None)  # the public helper
+    if decode is None:  # before it exists: the polling engine's
+        from .._polling import user_of_token
+
+        decode = user_of_token
+    return str(decode(token))
+
+
+def default_display_name(thread_client: Any) -> str | None:
+    """The display name a thread client signs messages with by default (the one place the widgets read it)."""
+    name = getattr(thread_client, "default_display_name", None)
+    if name is None:  # clients without the public property yet
+        name = getattr(thread_client, "_default_display_name", None)
+    return name if isinstance(name, str) and name else None
+
+
+def _user_of(token: Any) -> str | None:
     try:
-        return user_of_token(str(getattr(token, "token", token)))
+        return token_user_id(str(getattr(token, "token", token)))
     except ValueError:
         return None
 
@@ -170,44 +204,127 @@ def _keep(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
     return future
 
 
-def call(
-    fn: Callable[..., Any],
-    *args: Any,
-    on_done: Callable[[Any], None],
-    on_error: Callable[[Exception], None],
-    **kwargs: Any,
-) -> asyncio.Task[Any] | None:
-    """Call ``fn``; hand its result to ``on_done`` (or its exception to ``on_error``).
-
-    A sync client's method completes before this returns (``None``); an async client's coroutine is
-    scheduled on the running loop and its task returned.
-    """
-    try:
-        result = fn(*args, **kwargs)
-    except Exception as exc:
-        on_error(exc)
-        return None
-    if not inspect.isawaitable(result):
-        on_done(result)
-        return None
-
-    async def finish(awaitable: Awaitable[Any]) -> None:
-        try:
-            value = await awaitable
-        except Exception as exc:
-            on_error(exc)
-        else:
-            on_done(value)
-
-    task = asyncio.ensure_future(finish(result))
-    _keep(task)
-    return task
-
-
 def describe_error(exc: BaseException) -> str:
     """One readable line for an exception (its class and message, no traceback)."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else repr(exc)}"
+
+
+class Job:
+    """A widget action under way (a send, an edit, a page of history): ``await job`` in a notebook cell,
+    or ``job.result(timeout)`` from a script or test. Its outcome is also shown in the widget."""
+
+    def __init__(self, future: concurrent.futures.Future[Any]) -> None:
+        self.future = future
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self, timeout: float | None = 30.0) -> Any:
+        """Wait for the outcome (re-raising the error the widget showed).
+
+        Raises:
+            TimeoutError: if it is not done within ``timeout`` seconds.
+        """
+        try:
+            return self.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"the widget action did not finish within {timeout} s") from None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self.future).__await__()
+
+    def __repr__(self) -> str:
+        state = "done" if self.future.done() else "running"
+        return f"<Job {state}>"
+
+
+class Worker:
+    """Runs a widget's network calls off the kernel's loop, one at a time, in the order asked.
+
+    A sync client's calls run on one daemon thread (made on first use, gone after :meth:`close`); an
+    async client's coroutines run on ``loop`` (the loop the widget was made on), scheduled thread-safely
+    from wherever the request comes from.
+    """
+
+    def __init__(self, client: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.is_async = is_async_client(client)
+        if loop is None:
+            with contextlib.suppress(RuntimeError):
+                loop = asyncio.get_running_loop()
+        self.loop = loop
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._serial: asyncio.Lock | None = None
+        self.closed = False
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Any], Any] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Call ``fn(*args, **kwargs)`` off the loop; then ``on_done(result)`` (the job's result is what
+        it returns) or ``on_error(exc)`` (the job raises ``exc``), on the worker's thread or loop."""
+        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def settle(inner: concurrent.futures.Future[Any]) -> None:
+            try:
+                value = inner.result()
+            except Exception as exc:
+                if on_error is not None:
+                    on_error(exc)
+                outcome.set_exception(exc)
+                return
+            try:
+                outcome.set_result(on_done(value) if on_done is not None else value)
+            except Exception as exc:
+                outcome.set_exception(exc)
+
+        try:
+            inner = self._submit(fn, args, kwargs)
+        except RuntimeError as exc:
+            settle(_failed(exc))
+        else:
+            inner.add_done_callback(settle)
+        return Job(outcome)
+
+    def _submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> concurrent.futures.Future[Any]:
+        if self.closed:
+            raise RuntimeError("the widget is closed")
+        if not self.is_async:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chatnb-widget")
+                return self._pool.submit(fn, *args, **kwargs)
+        if self.loop is None or self.loop.is_closed():
+            raise RuntimeError("an async client's widget must be made where its event loop runs")
+        return asyncio.run_coroutine_threadsafe(self._in_order(fn, args, kwargs), self.loop)
+
+    async def _in_order(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._serial is None:
+            self._serial = asyncio.Lock()
+        async with self._serial:
+            result = fn(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+    def close(self) -> None:
+        """Drop calls not yet started and let the thread end (a call under way finishes)."""
+        self.closed = True
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _failed(exc: Exception) -> concurrent.futures.Future[Any]:
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    future.set_exception(exc)
+    return future
 
 
 class Subscription:
@@ -225,7 +342,7 @@ class Subscription:
         self.start_task: asyncio.Future[Any] | None = None
         started = chat_client.start_realtime_notifications()
         if inspect.isawaitable(started):
-            self.start_task = asyncio.ensure_future(started)
+            self.start_task = _keep(asyncio.ensure_future(started))
 
     def close(self) -> bool:
         """Remove the handlers; ``True`` the first time, ``False`` if already closed."""
@@ -236,57 +353,6 @@ class Subscription:
             with contextlib.suppress(Exception):
                 self.chat_client.off(name, self._handler)
         return True
-
-
-class Throttle:
-    """Call ``fn`` at most once per ``interval`` seconds; requests in between are coalesced into one
-    trailing call, made on the requesting loop (``call_later``) or, with no loop, on a timer thread."""
-
-    def __init__(self, fn: Callable[[], None], interval: float = 0.1) -> None:
-        self._render = fn
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._running = threading.RLock()  # one render at a time: the last one to run saw the latest state
-        self._last = float("-inf")
-        self._pending = False
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self._pending:
-                return
-            delay = self._last + self.interval - time.monotonic()
-            if delay > 0:
-                self._pending = True
-            else:
-                self._last = time.monotonic()
-        if delay <= 0:
-            self._fn()
-            return
-        try:
-            asyncio.get_running_loop().call_later(delay, self._fire)
-        except RuntimeError:
-            timer = threading.Timer(delay, self._fire)
-            timer.daemon = True
-            timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if not self._pending:
-                return
-            self._pending = False
-            self._last = time.monotonic()
-        self._fn()
-
-    def _fn(self) -> None:
-        with self._running:
-            self._render()
-
-    def flush(self) -> None:
-        """Call ``fn`` now (a pending trailing call is dropped)."""
-        with self._lock:
-            self._pending = False
-            self._last = time.monotonic()
-        self._fn()
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
