@@ -265,7 +265,7 @@ class KernelRun:
         # "python3" is ipykernel's native spec; jupyter_client runs it with this process's python.
         self.km = KernelManager(kernel_name="python3")
         self.cwd = cwd
-        self.comm_updates: list[dict[str, Any]] = []  # the ``state`` of every widget update seen
+        self.comm_msgs: list[dict[str, Any]] = []  # the data of every widget message seen
 
     def __enter__(self) -> KernelRun:
         self.km.start_kernel(env=self.env, cwd=str(self.cwd))
@@ -316,8 +316,8 @@ class KernelRun:
             except Exception:
                 continue
             content, kind = msg["content"], msg["msg_type"]
-            if kind == "comm_msg":  # widget state updates, whichever cell (or none) they belong to
-                self.comm_updates.append(content.get("data", {}).get("state", {}))
+            if kind == "comm_msg":  # widget messages, whichever cell (or none) they belong to
+                self.comm_msgs.append(content.get("data", {}))
             parent = msg["parent_header"].get("msg_id")
             if parent not in results:
                 continue

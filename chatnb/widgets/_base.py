@@ -17,9 +17,19 @@ import anywidget
 from . import _html
 from ._live import Job, release_chat_client
 
-__all__ = ["ChatWidget"]
+__all__ = ["ChatWidget", "close_widget"]
 
 HERE = Path(__file__).parent
+
+
+def close_widget(widget: Any) -> None:
+    """Close an ipywidget and the models it owns (its ``layout`` and ``style`` are widgets too, and stay
+    open in the front end unless closed)."""
+    owned = [getattr(widget, name, None) for name in ("layout", "style")]
+    widget.close()
+    for model in owned:
+        if model is not None and hasattr(model, "close"):
+            model.close()
 
 
 class ChatWidget(anywidget.AnyWidget):
@@ -66,4 +76,7 @@ class ChatWidget(anywidget.AnyWidget):
         worker = getattr(self, "_worker", None)
         if worker is not None:
             worker.close()
+        layout = self._trait_values.get("layout")
         super().close()
+        if layout is not None:
+            layout.close()

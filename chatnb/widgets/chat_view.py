@@ -28,7 +28,7 @@ from ..events import Event
 from . import _html
 from ._base import ChatWidget
 from ._history import History
-from ._live import Job, Subscription, Worker, chat_client_for, describe_error, raw_id
+from ._live import Job, Subscription, Worker, chat_client_for, describe_error, own_user_id_async, raw_id
 from ._outbox import Outbox, Outgoing
 from ._target import resolve_target
 from ._transcript import SYSTEM, Transcript, TranscriptItem, item_from_event
@@ -117,7 +117,13 @@ class ChatView(ChatWidget):
         self.on_msg(self._on_front_end)
         self.chat_client = chat_client_for(self.thread_client, found.chat_client)
         self.subscription = Subscription(self.chat_client, self.handle_event, _VIEW_EVENTS)
+        if not self._transcript.user_id and self._worker.is_async:  # read from the async credential first
+            self._worker.run(own_user_id_async, self.thread_client, on_done=self._set_me)
         self.load_job = self._history.open(self._opened, self._open_failed)
+
+    def _set_me(self, user_id: str | None) -> None:
+        with self._transcript.lock:
+            self._transcript.user_id = self.user_id = user_id or ""
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -293,7 +299,10 @@ class ChatView(ChatWidget):
         elif op == "seen" and self.send_read_receipts:
             self.mark_seen(str(content.get("id", "")))
         elif op == "edit":
-            self.edit(str(content.get("id", "")), str(content.get("text", "")))
+            try:
+                self.edit(str(content.get("id", "")), str(content.get("text", "")))
+            except ValueError as exc:
+                self.error = str(exc)
         elif op == "delete":
             self.delete(str(content.get("id", "")))
         elif op == "retry":

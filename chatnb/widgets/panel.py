@@ -19,6 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import _html
+from ._base import close_widget
 from ._live import chat_client_for, release_chat_client
 from ._target import resolve_target
 from .chat_view import ChatView
@@ -144,9 +145,12 @@ class ChatPanel(widgets.Box):  # type: ignore[misc]
         for box in list(self.children):
             for cell in box.children:
                 if isinstance(cell, widgets.Box):
-                    cell.close()
-            box.close()
+                    close_widget(cell)
+            close_widget(box)
+        layout = self._trait_values.get("layout")
         super().close()
+        if layout is not None:
+            layout.close()
 
     def __repr__(self) -> str:
         thread_client = getattr(self, "thread_client", None)

@@ -22,7 +22,7 @@ from ..events import Event
 from ..models import ChatParticipant, CommunicationUserIdentifier
 from . import _html
 from ._base import ChatWidget
-from ._live import Job, Subscription, Worker, chat_client_for, describe_error, raw_id
+from ._live import Job, Subscription, Worker, chat_client_for, describe_error, own_user_id_async, raw_id
 from ._target import resolve_target
 
 __all__ = ["ParticipantList"]
@@ -90,6 +90,8 @@ class ParticipantList(ChatWidget):
         if self._worker.is_async:
 
             async def fetch() -> list[Any]:
+                if not self.user_id:
+                    self.user_id = await own_user_id_async(self.thread_client) or ""
                 return [p async for p in self.thread_client.iter_participants()]
 
             return self._worker.run(fetch, on_done=self._set, on_error=self._list_failed)
