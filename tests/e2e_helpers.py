@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "AXE",
     "CHROMIUM",
     "ROOT",
     "JupyterLab",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
+AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = os.environ.get("CHATNB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -141,8 +143,21 @@ class JupyterLab:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def notebook_url(self, name: str) -> str:
+    def notebook_url(self, name: str, ui: str = "lab") -> str:
+        """The notebook in JupyterLab (``ui="lab"``) or Notebook 7 (``ui="notebook"``), same server."""
+        if ui == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
         return f"{self.url}/lab/tree/{name}?token={self.token}"
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until every kernel of the server is idle (polling its API: the server has no push)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            kernels = self.kernels()
+            if kernels and all(k["execution_state"] == "idle" for k in kernels):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"kernels not idle within {timeout} s: {self.kernels()}")
 
     def start(self, timeout: float = 60.0) -> JupyterLab:
         cmd = [

@@ -135,7 +135,7 @@ def test_typing_is_throttled_and_shown_to_the_other_user(chat: Chat, front: Fron
 
 
 def test_chat_view_follows_edits_deletes_and_who_has_seen_what(chat: Chat, front: FrontEnd) -> None:
-    jack_thread, geeta_thread = chat.thread(chat.jack), chat.thread(chat.geeta)
+    jack_thread, _geeta_thread = chat.thread(chat.jack), chat.thread(chat.geeta)
     jack_view = ChatView(chat.jack, chat.thread_id)
     geeta_view = ChatView(chat.geeta, chat.thread_id, send_read_receipts=True)
     jack_log = EventLog(chat.jack, thread_id=chat.thread_id)
@@ -147,6 +147,7 @@ def test_chat_view_follows_edits_deletes_and_who_has_seen_what(chat: Chat, front
     first = jack_thread.send_message("<i>first</i>").id
     jack_log.wait_for(1, event_type="chatMessageReceived", timeout=WAIT)
     assert [i.content for i in jack_view.items if not i.system] == ["<i>first</i>"]
+    front.wait(lambda: any(i.id == first for i in geeta_view.items))  # on Geeta's own stream
     front.say(geeta_view, {"op": "seen", "id": first})  # Geeta's browser shows it
     jack_log.wait_for(1, event_type="readReceiptReceived", timeout=WAIT)
     assert jack_view.read_by(first) == ["Geeta"]

@@ -82,8 +82,8 @@ def test_urls_in_text_become_links_and_nothing_else_does() -> None:
     )  # closing ")." left out
     assert "javascript:alert(1)" in html and 'href="javascript' not in html
     assert linkify('"><script>https://a.test/"onload=x') == (
-        '&quot;&gt;&lt;script&gt;<a href="https://a.test/" target="_blank" rel="noopener noreferrer nofollow">'
-        "https://a.test/</a>&quot;onload=x"
+        '&quot;&gt;&lt;script&gt;<a href="https://a.test/" target="_blank" '
+        'rel="noopener noreferrer nofollow">https://a.test/</a>&quot;onload=x'
     )
 
 

@@ -77,7 +77,7 @@ def test_transcript_ops_are_adds_patches_and_removes_by_id() -> None:
 def test_a_view_opens_with_the_latest_window_and_pages_back_to_the_first_message(
     chat: Any, front: FrontEnd
 ) -> None:
-    session, jack, geeta, thread = chat
+    _session, _jack, geeta, thread = chat
     ids = [thread.send_message(f"m{i}").id for i in range(130)]
     view = ChatView(geeta, thread.thread_id, max_messages=50)
     view.load_job.result(WAIT)
@@ -109,7 +109,7 @@ def test_a_view_opens_with_the_latest_window_and_pages_back_to_the_first_message
 def test_an_incoming_message_is_one_small_op_whatever_the_view_holds(
     chat: Any, front: FrontEnd, held: int
 ) -> None:
-    session, jack, geeta, thread = chat
+    _session, _jack, geeta, thread = chat
     for i in range(held):
         thread.send_message(f"history {i}")
     view = ChatView(geeta, thread.thread_id, max_messages=100)
@@ -134,7 +134,7 @@ def test_an_incoming_message_is_one_small_op_whatever_the_view_holds(
 
 
 def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Any, front: FrontEnd) -> None:
-    session, jack, geeta, thread = chat
+    session, jack, _geeta, thread = chat
     view = ChatView(jack, thread.thread_id)
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
@@ -180,7 +180,7 @@ def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Any, front: Fr
 
 
 def test_own_messages_are_edited_and_deleted_from_the_transcript(chat: Any, front: FrontEnd) -> None:
-    session, jack, geeta, thread = chat
+    _session, jack, geeta, thread = chat
     mine = thread.send_message("Thnaks!").id
     theirs = geeta.thread(thread.thread_id).send_message("Not yours").id
     view = ChatView(jack, thread.thread_id)
@@ -234,7 +234,7 @@ class GatedTransport(httpx.BaseTransport):
 
 
 def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Any, front: FrontEnd) -> None:
-    session, jack, geeta, thread = chat
+    _session, jack, geeta, thread = chat
     ids = [thread.send_message(f"m{i}").id for i in range(8)]
     base = geeta.thread(thread.thread_id)
     gated = GatedTransport(base.connection_verify)
@@ -261,7 +261,7 @@ def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Any, front: Fron
 
 
 def test_no_widget_is_left_open(chat: Any, front: FrontEnd) -> None:
-    session, jack, geeta, thread = chat
+    session, jack, _geeta, thread = chat
     baseline = front.open_widgets()
     people = ParticipantList(jack, thread.thread_id)
     people.load_job.result(WAIT)
@@ -282,7 +282,7 @@ def test_no_widget_is_left_open(chat: Any, front: FrontEnd) -> None:
 
 
 def test_every_widget_carries_a_static_snapshot(chat: Any, front: FrontEnd) -> None:
-    session, jack, geeta, thread = chat
+    _session, _jack, geeta, thread = chat
     thread.send_message('<img src="https://127.0.0.1:9/x.png" alt="cat"> <b>hi</b>', chat_message_type="html")
     thread.send_message("plain <script>alert(1)</script>")
     panel = ChatPanel(geeta, thread.thread_id)

@@ -82,7 +82,7 @@ def chat(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_browser_messages_from_a_subshell_thread_send_on_the_worker_once(chat: Any, front: FrontEnd) -> None:
-    session, jack, geeta, thread, client, recorder = chat
+    _session, _jack, _geeta, thread, client, recorder = chat
     composer = MessageComposer(client, display_name="Jack")
     callers = [
         threading.Thread(target=front.say, args=(composer, {"op": "send", "text": "once", "local": "l-1"}))
@@ -108,7 +108,7 @@ def test_browser_messages_from_a_subshell_thread_send_on_the_worker_once(chat: A
 
 
 def test_sends_from_many_threads_all_go_out_in_the_order_asked(chat: Any, front: FrontEnd) -> None:
-    session, jack, geeta, thread, client, recorder = chat
+    _session, _jack, _geeta, thread, client, _recorder = chat
     composer = MessageComposer(client)
     lock = threading.Lock()
     order: list[str] = []
@@ -155,7 +155,7 @@ def replay(ops: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_the_browser_ends_with_the_kernels_state_whichever_threads_changed_it(
     chat: Any, front: FrontEnd
 ) -> None:
-    session, jack, geeta, thread, client, recorder = chat
+    _session, jack, geeta, thread, _client, _recorder = chat
     view = ChatView(jack, thread.thread_id)
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
@@ -196,7 +196,7 @@ async def test_an_async_clients_calls_run_on_the_loop_the_widget_was_made_on(
 ) -> None:
     from chatnb.aio import ChatThreadClient, CommunicationTokenCredential
 
-    session, jack, geeta, thread, client, recorder = chat
+    _session, jack, _geeta, thread, _client, _recorder = chat
     loop_thread = threading.current_thread().name
     seen: list[str] = []
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._live import Job, Worker
+from ._live import Job, Worker, relay
 from ._transcript import TranscriptItem, item_from_message
 
 __all__ = ["History"]
@@ -82,7 +82,7 @@ class History:
                 pending = self._pending.future
                 chained: concurrent.futures.Future[Any] = concurrent.futures.Future()
                 pending.add_done_callback(
-                    lambda _: self.older(on_page).future.add_done_callback(_relay(chained))
+                    lambda _: self.older(on_page).future.add_done_callback(lambda done: relay(done, chained))
                 )
                 return Job(chained)
             if self.complete:
@@ -110,14 +110,3 @@ class History:
         self.token = None if page is None else page.continuation_token
         self.complete = self.token is None
         return [] if page is None else list(page.items)
-
-
-def _relay(target: concurrent.futures.Future[Any]) -> Callable[[concurrent.futures.Future[Any]], None]:
-    def relay(source: concurrent.futures.Future[Any]) -> None:
-        exc = source.exception()
-        if exc is not None:
-            target.set_exception(exc)
-        else:
-            target.set_result(source.result())
-
-    return relay

@@ -41,6 +41,7 @@ __all__ = [
     "own_user_id",
     "own_user_id_async",
     "raw_id",
+    "relay",
     "release_chat_client",
     "run_blocking",
     "token_user_id",
@@ -319,6 +320,15 @@ class Worker:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def relay(source: concurrent.futures.Future[Any], target: concurrent.futures.Future[Any]) -> None:
+    """Settle ``target`` as ``source`` was settled (a done-callback's body)."""
+    exc = source.exception()
+    if exc is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
 
 
 def _failed(exc: Exception) -> concurrent.futures.Future[Any]:

@@ -10,6 +10,7 @@ sends it again).
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import threading
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._live import Job, Worker, describe_error
+from ._live import Job, Worker, describe_error, relay
 
 __all__ = ["Outbox", "Outgoing"]
 
@@ -37,7 +38,7 @@ class Outgoing:
     message_id: str | None = None
     error: str = ""
     exception: Exception | None = None
-    job: Job | None = None
+    job: Job = field(default_factory=lambda: Job(concurrent.futures.Future()))  # of the latest attempt
 
 
 class Outbox:
@@ -67,6 +68,11 @@ class Outbox:
     def get(self, local_id: str) -> Outgoing | None:
         return self._entries.get(local_id)
 
+    def pending(self) -> list[Outgoing]:
+        """The messages being sent now, oldest first."""
+        with self._lock:
+            return [e for e in self._entries.values() if e.state == "sending"]
+
     def send(
         self,
         content: str,
@@ -87,13 +93,11 @@ class Outbox:
         with self._lock:
             local_id = local_id or f"local-{next(_counter)}"
             entry = self._entries.get(local_id)
-            if entry is not None and entry.job is not None:
-                return entry.job
+            if entry is not None:
+                return entry.job  # the same request again: the same message, sent once
             entry = Outgoing(local_id, content, message_type, display_name)
             self._entries[local_id] = entry
-            self._start(entry)
-            assert entry.job is not None
-            return entry.job
+        return self._start(entry)
 
     def retry(self, local_id: str) -> Job | None:
         """Send a failed message again (what its Retry button does); ``None`` unless it failed."""
@@ -102,12 +106,15 @@ class Outbox:
             if entry is None or entry.state != "failed":
                 return None
             entry.state, entry.error, entry.exception = "sending", "", None
-            self._start(entry)
-            return entry.job
+            entry.job = Job(concurrent.futures.Future())
+        return self._start(entry)
 
-    def _start(self, entry: Outgoing) -> None:
+    def _start(self, entry: Outgoing) -> Job:
+        # Listeners are called with no lock held here: they take their own (a view's), and a real-time
+        # handler holding that one may ask this outbox what is pending.
+        job = entry.job
         self._notify(entry)
-        entry.job = self.worker.run(
+        attempt = self.worker.run(
             self.thread_client.send_message,
             entry.content,
             chat_message_type=entry.message_type,
@@ -115,19 +122,23 @@ class Outbox:
             on_done=lambda result: self._sent(entry, result),
             on_error=lambda exc: self._failed(entry, exc),
         )
+        attempt.future.add_done_callback(lambda done: relay(done, job.future))
+        return job
 
     def _sent(self, entry: Outgoing, result: Any) -> str:
         with self._lock:
             entry.state, entry.message_id = "sent", str(result.id)
             self.sent += 1
-            self._notify(entry)
+        self._notify(entry)
         return entry.message_id
 
     def _failed(self, entry: Outgoing, exc: Exception) -> None:
         with self._lock:
             entry.state, entry.error, entry.exception = "failed", describe_error(exc), exc
-            self._notify(entry)
+        self._notify(entry)
 
     def _notify(self, entry: Outgoing) -> None:
-        for listener in list(self._listeners):
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
             listener(entry)

@@ -220,6 +220,8 @@ class ChatView(ChatWidget):
                     self._names[sender] = ev.sender_display_name
                 if self._typing.pop(sender, None) is not None:
                     self._show_typing()
+                if sender == self._transcript.user_id and ev.id not in self._transcript:
+                    self._drop_pending(ev.message or "")  # our own send, echoed before its answer came
                 self._emit(self._transcript.add_missing(item_from_event(ev)))
             elif kind == "chatMessageEdited":
                 self._emit(self._transcript.update(ev.id, content=ev.message or "", edited_on=ev.edited_on))
@@ -398,6 +400,15 @@ class ChatView(ChatWidget):
         with its status, replaced by the message itself once the service has it."""
         self._outboxes.append(outbox)
         outbox.listen(self._outgoing)
+
+    def _drop_pending(self, content: str) -> None:
+        """Remove the oldest "sending" bubble with ``content`` (the message itself is here now)."""
+        for outbox in self._outboxes:
+            for entry in outbox.pending():
+                held = self._transcript.get(entry.local_id)
+                if entry.content == content and held is not None and held.status == "sending":
+                    self._emit(self._transcript.remove(entry.local_id))
+                    return
 
     def _outgoing(self, entry: Outgoing) -> None:
         with self._transcript.lock:

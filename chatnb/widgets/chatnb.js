@@ -30,6 +30,22 @@ function h(tag, attrs = {}, children = []) {
   return node;
 }
 
+// Keys typed in a widget are the widget's: the notebook's shortcuts (Shift+Enter runs a cell, arrows move
+// between cells) must not fire from a composer or the transcript. JupyterLab honours
+// data-lm-suppress-shortcuts; Notebook 7 handles shortcuts while the event descends from the document, so
+// the widget takes its keys on the way down, at the window, and handles them itself (`onKey`; default
+// actions such as typing still happen). Tab and Escape go on as usual. Returns the remover.
+function ownKeys(root, onKey) {
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
+  const take = (e) => {
+    if (!root.contains(e.target) || e.key === "Tab" || (e.key === "Escape" && !e.target.closest(".chatnb-editor"))) return;
+    e.stopPropagation();
+    if (onKey) onKey(e);
+  };
+  window.addEventListener("keydown", take, true);
+  return () => window.removeEventListener("keydown", take, true);
+}
+
 const cmp = (a, b) => a.k - b.k || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
@@ -51,7 +67,7 @@ function timeTag(ms) {
 
 function initials(name) {
   const words = (name || "?").trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? words[0][0] + words[words.length - 1][0] : (words[0] || "?").slice(0, 2);
+  const letters = words.length > 1 ? words[0][0] + words[words.length - 1][0] : (words[0] || "?")[0];
   return letters.toUpperCase();
 }
 
@@ -95,8 +111,7 @@ class Transcript {
       onclick: () => this.requestOlder() });
     this.top = h("div", { class: "chatnb-top" }, [this.older]);
     this.list = h("div", { class: "chatnb-log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
-      "aria-label": title ? `Messages: ${title}` : "Messages", tabindex: "0",
-      onkeydown: (e) => this.onKey(e) });
+      "aria-label": title ? `Messages: ${title}` : "Messages", tabindex: "0" });
     this.scroller = h("div", { class: "chatnb-scroller" }, [this.top, this.list]);
     this.jump = h("button", { type: "button", class: "chatnb-jump", hidden: true,
       onclick: () => this.scrollToBottom(true) });
@@ -108,6 +123,7 @@ class Transcript {
       this.header, h("div", { class: "chatnb-frame" }, [this.scroller, this.jump]), this.typing, this.error,
     ]);
     el.append(this.root);
+    this.timers.add(ownKeys(this.root, (e) => this.onKey(e)));
     this.scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
     this.windowing = new IntersectionObserver((entries) => this.onBlocks(entries),
       { root: this.scroller, rootMargin: KEEP_RENDERED });
@@ -609,7 +625,12 @@ class Transcript {
   }
 
   onKey(e) {
-    if (e.target.closest("textarea, button")) return;
+    const editor = e.target.closest(".chatnb-editor");
+    if (editor) {
+      editor.onKey?.(e);
+      return;
+    }
+    if (e.target.closest("textarea, button, input")) return;
     const rows = [...this.list.querySelectorAll(".chatnb-msg")];
     const at = rows.indexOf(e.target.closest(".chatnb-msg"));
     let go = null;
@@ -646,10 +667,10 @@ class Transcript {
       h("button", { type: "button", class: "chatnb-save", text: "Save", onclick: save }),
       h("button", { type: "button", class: "chatnb-cancel", text: "Cancel", onclick: () => this.rerender(rec) }),
     ])]);
-    box.addEventListener("keydown", (e) => {
+    editor.onKey = (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); save(); }
       else if (e.key === "Escape") { e.preventDefault(); this.rerender(rec); }
-    });
+    };
     bubble.replaceWith(editor);
     box.focus();
     box.setSelectionRange(box.value.length, box.value.length);
@@ -720,8 +741,8 @@ function composer(model, el) {
     grow();
     box.focus();
   };
-  box.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
+  const keys = ownKeys(root, (e) => {
+    if (e.target === box && e.key === "Enter" && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
       e.preventDefault();
       submit();
     }
@@ -756,6 +777,7 @@ function composer(model, el) {
   sync();
   grow();
   return () => {
+    keys();
     for (const trait of ["display_name", "show_options", "message_type", "placeholder", "state", "show_status"]) {
       model.off(`change:${trait}`, sync);
     }
@@ -772,7 +794,9 @@ function participants(model, el) {
   const add = h("button", { type: "submit", class: "chatnb-participant-add", text: "Add", "aria-label": "Add participant" });
   const form = h("form", { class: "chatnb-participant-form" }, [input, add]);
   const status = h("div", { class: "chatnb-participants-status", role: "status" });
-  el.append(h("div", { class: "chatnb-people-box" }, [heading, list, form, status]));
+  const root = h("div", { class: "chatnb-people-box" }, [heading, list, form, status]);
+  el.append(root);
+  const keys = ownKeys(root);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     if (!input.value.trim()) return;
@@ -801,7 +825,7 @@ function participants(model, el) {
   model.on("change:people", draw);
   model.on("change:status", draw);
   draw();
-  return () => { model.off("change:people", draw); model.off("change:status", draw); };
+  return () => { keys(); model.off("change:people", draw); model.off("change:status", draw); };
 }
 
 // -- EventLog ---------------------------------------------------------------------------------------
@@ -829,6 +853,7 @@ function eventLog(model, el) {
     h("div", { class: "chatnb-events", tabindex: "0", role: "region", "aria-label": "Events, newest first" }, [empty, table]));
   const root = h("div", { class: "chatnb-events-box" }, [toggle, body]);
   el.append(root);
+  const keys = ownKeys(root);
 
   function setOpen(open) {
     toggle.setAttribute("aria-expanded", String(open));
@@ -868,7 +893,7 @@ function eventLog(model, el) {
   showEmpty();
   requestAnimationFrame(() => { const w = root.getBoundingClientRect().width; if (w > 0 && w < 520) setOpen(false); });
   model.send({ op: "hello" });
-  return () => { for (const t of traits) model.off(`change:${t}`, sync); model.off("msg:custom", onMsg); };
+  return () => { keys(); for (const t of traits) model.off(`change:${t}`, sync); model.off("msg:custom", onMsg); };
 }
 
 export default {

@@ -61,7 +61,7 @@ class MessageComposer(ChatWidget):
     show_options = t.Bool(True).tag(sync=True)
     show_status = t.Bool(True).tag(sync=True)
     typing_interval = t.Float(TYPING_INTERVAL_S).tag(sync=True)
-    placeholder = t.Unicode("Write a message. Enter sends, Shift+Enter starts a new line").tag(sync=True)
+    placeholder = t.Unicode("Message (Enter sends, Shift+Enter: new line)").tag(sync=True)
     state = t.Dict().tag(sync=True)  # the last send: {"state", "text", "id"}
 
     def __init__(

@@ -31,7 +31,7 @@ __all__ = ["ChatPanel"]
 
 
 def _box(children: list[widgets.Widget], css_class: str) -> widgets.Box:
-    box = widgets.Box(children)
+    box = widgets.VBox(children)
     box.add_class(css_class)
     return box
 
