@@ -158,6 +158,7 @@ def test_chat_panels_in_the_browser(lab: JupyterLab, browser: Any, ui: str) -> N
         jack_box.press("Enter")
         expect(jack_box).to_have_value("")
         own = jack.locator(".chatnb-msg.chatnb-own").last
+        expect(own).to_have_attribute("data-id", re.compile(r"^\d+$"))  # sent: the bubble is the message
         expect(own.locator(".chatnb-bubble")).to_have_text("Lunch at noon?Or at one https://example.org/menu")
         assert own.locator(".chatnb-bubble br").count() == 1
         expect(own.locator('.chatnb-bubble a[href="https://example.org/menu"]')).to_have_attribute(

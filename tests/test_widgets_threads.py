@@ -149,6 +149,9 @@ def replay(ops: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             held[m["id"]] = m
         elif op["op"] == "remove":
             held.pop(op["id"], None)
+        elif op["op"] == "replace":
+            held.pop(op["id"], None)
+            held[op["m"]["id"]] = dict(op["m"])
     return held
 
 

@@ -9,7 +9,8 @@ kernel -> front end (custom messages)       meaning
 ==========================================  =======================================================
 ``{"op": "add", "m": {...}}``               a new message (full wire form, below)
 ``{"op": "patch", "id": ..., "m": {...}}``  changed fields only (``null`` clears one)
-``{"op": "remove", "id": ...}``             gone (a pending bubble replaced by the real message)
+``{"op": "remove", "id": ...}``             gone
+``{"op": "replace", "id": ..., "m": {...}}``  a pending bubble become the real message, in one step
 ``{"op": "reset", "to": view, ...}``        the latest window, for a view that just opened
 ``{"op": "older", "to": view, ...}``        the next window back, answering that view's request
 ==========================================  =======================================================
@@ -222,6 +223,18 @@ class Transcript:
             self._wire.pop(message_id, None)
             self._keys.remove(item.key)
             return {"op": "remove", "id": message_id}
+
+    def replace(self, old_id: str, item: TranscriptItem) -> dict[str, Any] | None:
+        """Put ``item`` in the place of ``old_id`` (a pending bubble that is now a real message) with one
+        ``replace`` op, so the browser never shows neither or both."""
+        with self.lock:
+            if old_id not in self._items:
+                return self.add_missing(item)
+            self.remove(old_id)
+            if item.id in self._items:  # its echo came first: keep that, drop the bubble
+                return {"op": "remove", "id": old_id}
+            self.upsert(item)
+            return {"op": "replace", "id": old_id, "m": self._wire[item.id]}
 
     def latest(self, n: int) -> list[dict[str, Any]]:
         """The wire forms of the latest ``n`` items, oldest first."""

@@ -220,9 +220,13 @@ class ChatView(ChatWidget):
                     self._names[sender] = ev.sender_display_name
                 if self._typing.pop(sender, None) is not None:
                     self._show_typing()
+                pending = None
                 if sender == self._transcript.user_id and ev.id not in self._transcript:
-                    self._drop_pending(ev.message or "")  # our own send, echoed before its answer came
-                self._emit(self._transcript.add_missing(item_from_event(ev)))
+                    pending = self._pending_for(ev.message or "")
+                if pending is not None:
+                    self._emit(self._transcript.replace(pending, item_from_event(ev)))
+                else:
+                    self._emit(self._transcript.add_missing(item_from_event(ev)))
             elif kind == "chatMessageEdited":
                 self._emit(self._transcript.update(ev.id, content=ev.message or "", edited_on=ev.edited_on))
             elif kind == "chatMessageDeleted":
@@ -401,25 +405,24 @@ class ChatView(ChatWidget):
         self._outboxes.append(outbox)
         outbox.listen(self._outgoing)
 
-    def _drop_pending(self, content: str) -> None:
-        """Remove the oldest "sending" bubble with ``content`` (the message itself is here now)."""
+    def _pending_for(self, content: str) -> str | None:
+        """The oldest "sending" bubble with ``content`` (its message's echo may beat the send's answer)."""
         for outbox in self._outboxes:
             for entry in outbox.pending():
                 held = self._transcript.get(entry.local_id)
                 if entry.content == content and held is not None and held.status == "sending":
-                    self._emit(self._transcript.remove(entry.local_id))
-                    return
+                    return entry.local_id
+        return None
 
     def _outgoing(self, entry: Outgoing) -> None:
         with self._transcript.lock:
             if entry.state == "sent" and entry.message_id:
-                self._emit(self._transcript.remove(entry.local_id))
                 name = entry.display_name or ""
                 real = TranscriptItem(
                     entry.message_id, entry.message_type, self._transcript.user_id, name, entry.content,
                     entry.created_on,
                 )  # fmt: skip
-                self._emit(self._transcript.add_missing(real))
+                self._emit(self._transcript.replace(entry.local_id, real))
                 return
             status = "failed" if entry.state == "failed" else "sending"
             pending = TranscriptItem(

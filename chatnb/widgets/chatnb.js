@@ -166,6 +166,7 @@ class Transcript {
     if (msg.op === "add") this.live(() => this.upsert(msg.m), msg.m);
     else if (msg.op === "patch") this.patch(msg.id, msg.m);
     else if (msg.op === "remove") this.anchored(() => this.remove(msg.id));
+    else if (msg.op === "replace") this.anchored(() => { this.remove(msg.id); this.upsert(msg.m); });
     else if (msg.op === "reset") this.onReset(msg);
     else if (msg.op === "older") this.onOlder(msg);
     this.showTop();
