@@ -22,6 +22,7 @@ from widget_helpers import FrontEnd
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.widgets import EVENT_COLUMNS, ChatPanel, ChatView, EventLog, MessageComposer, ParticipantList
+from chatnb.widgets._live import flush
 
 WAIT = 30.0
 
@@ -93,8 +94,14 @@ def test_composer_sends_from_the_browser_and_from_code_and_the_log_sees_both(
     received = frame[frame["kind"] == "chatMessageReceived"]
     assert list(received["summary"]) == ["Hello <b>Geeta</b> second line", "and again, from code"]
     assert log.rows[0].kind == "chatMessageReceived"  # newest first
-    rows = [c["row"] for c in front.custom(log) if c["op"] == "row"]
-    assert [r["sum"] for r in rows if r["kind"] == "chatMessageReceived"] == list(received["summary"])
+
+    def rows() -> list[str]:
+        ops = front.custom(log)
+        return [
+            c["row"]["sum"] for c in ops if c["op"] == "row" and c["row"]["kind"] == "chatMessageReceived"
+        ]
+
+    assert front.wait(lambda: len(rows()) == 2) and rows() == list(received["summary"])
     closing(log, composer)
 
 
@@ -140,6 +147,7 @@ def test_chat_view_follows_edits_deletes_and_who_has_seen_what(chat: Chat, front
     geeta_view = ChatView(chat.geeta, chat.thread_id, send_read_receipts=True)
     jack_log = EventLog(chat.jack, thread_id=chat.thread_id)
     jack_view.load_job.result(WAIT)
+    flush()  # its opening messages are out
     geeta_view.load_job.result(WAIT)
     assert [i.system for i in jack_view.items] == [True, True]  # participantAdded, topicUpdated
     assert jack_view.user_id == chat.jack.id and jack_view.title == ""
@@ -169,6 +177,7 @@ def test_participant_list_adds_and_removes_live(chat: Chat, front: FrontEnd) -> 
     geeta_list = ParticipantList(chat.thread(chat.geeta), chat_client=chat.geeta.chat_client)
     geeta_log = EventLog(chat.geeta.chat_client, thread_id=chat.thread_id)
     jack_list.load_job.result(WAIT)
+    flush()  # its opening messages are out
     assert sorted(jack_list.participants.values()) == ["Geeta", "Jack"]
     assert jack_list.people[0] == {"id": chat.jack.id, "name": "Jack", "you": True}  # yourself first
 
@@ -199,20 +208,24 @@ def test_event_log_filter_pause_clear_bound_and_quiet_by_default(chat: Chat, fro
     for i in range(4):
         thread.send_message(f"m{i}")
     log.wait_for(4, event_type="chatMessageReceived", timeout=WAIT)
-    assert not [c for c in front.custom(log, mark) if c["op"] == "row"]  # paused: the table did not move
+    assert flush() and not [
+        c for c in front.custom(log, mark) if c["op"] == "row"
+    ]  # paused: the table did not move
     assert [r.summary for r in log.rows] == ["m3", "m2", "m1"]  # bounded, newest first
     mark = front.mark()
     front.set(log, paused=False)
-    (rows,) = [c["rows"] for c in front.custom(log, mark) if c["op"] == "rows"]
+    rows = front.wait_op(log, "rows", mark)["rows"]
     assert [r["sum"] for r in rows] == ["m3", "m2", "m1"] and log.total == 3
 
     mark = front.mark()
     chat.thread(chat.geeta).send_typing_notification()
     log.wait_for(1, event_type="typingIndicatorReceived", timeout=WAIT)
-    assert not [c for c in front.custom(log, mark) if c["op"] == "row"]  # typing: collected, not shown
+    assert flush() and not [
+        c for c in front.custom(log, mark) if c["op"] == "row"
+    ]  # typing: collected, not shown
     mark = front.mark()
     front.set(log, kind_filter="typingIndicatorReceived")
-    (rows,) = [c["rows"] for c in front.custom(log, mark) if c["op"] == "rows"]
+    rows = front.wait_op(log, "rows", mark)["rows"]
     assert [r["kind"] for r in rows] == ["typingIndicatorReceived"]
 
     front.say(log, {"op": "clear"})

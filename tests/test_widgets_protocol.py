@@ -18,6 +18,7 @@ from widget_helpers import FrontEnd
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.widgets import ChatPanel, ChatView, MessageComposer, ParticipantList
+from chatnb.widgets._live import flush
 from chatnb.widgets._transcript import Transcript, TranscriptItem
 
 WAIT = 30.0
@@ -81,6 +82,7 @@ def test_a_view_opens_with_the_latest_window_and_pages_back_to_the_first_message
     ids = [thread.send_message(f"m{i}").id for i in range(130)]
     view = ChatView(geeta, thread.thread_id, max_messages=50)
     view.load_job.result(WAIT)
+    flush()  # its opening messages are out
     mark = front.mark()
     front.say(view, {"op": "hello", "view": "v1"})
     reset = front.wait_op(view, "reset", mark, to="v1")
@@ -114,13 +116,15 @@ def test_an_incoming_message_is_one_small_op_whatever_the_view_holds(
         thread.send_message(f"history {i}")
     view = ChatView(geeta, thread.thread_id, max_messages=100)
     view.load_job.result(WAIT)
+    flush()  # its opening messages are out
     view.load_all()
+    flush()
     assert len([i for i in view.items if not i.system]) == held
     mark = front.mark()
     sent = thread.send_message("Lunch at noon? https://example.org/menu").id
     op = front.wait_op(view, "add", mark)
     assert op["m"]["id"] == sent and "https://example.org/menu" in op["m"]["h"]
-    assert [c["op"] for c in front.custom(view, mark)] == ["add"]  # one op, not a re-render
+    assert flush() and [c["op"] for c in front.custom(view, mark)] == ["add"]  # one op, not a re-render
     assert front.bytes(mark) < 2048
     mark = front.mark()
     thread.update_message(sent, "Lunch at one?")
@@ -139,6 +143,7 @@ def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Any, front: Fr
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
     view.load_job.result(WAIT)
+    flush()  # its opening messages are out
     mark = front.mark()
     front.say(composer, {"op": "send", "text": "Hello\nGeeta", "local": "local-a-1"})
     front.say(composer, {"op": "send", "text": "Hello\nGeeta", "local": "local-a-1"})  # a resent request
@@ -148,6 +153,7 @@ def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Any, front: Fr
         and added["m"]["st"] == "sending"
         and added["m"]["h"] == "Hello<br>Geeta"
     )
+
     def real() -> list[dict[str, Any]]:  # the bubble becomes the message in one op (or its echo does)
         ops = front.custom(view, mark)
         return [c["m"] for c in ops if c["op"] in ("replace", "add") and c["m"]["id"].isdigit()]
@@ -155,7 +161,8 @@ def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Any, front: Fr
     (message,) = front.wait(real)
     replaced = [c for c in front.custom(view, mark) if c.get("id") == "local-a-1"]
     assert [c["op"] for c in replaced] == ["replace"]
-    assert "st" not in message and composer.sent == 1  # sent once
+    assert "st" not in message and front.wait(lambda: composer.outbox.get("local-a-1").state == "sent")
+    assert composer.sent == 1  # sent once
     front.wait(lambda: composer.last_message_id)
     assert composer.last_message_id == message["id"]
     view.close()
@@ -189,12 +196,14 @@ def test_own_messages_are_edited_and_deleted_from_the_transcript(chat: Any, fron
     theirs = geeta.thread(thread.thread_id).send_message("Not yours").id
     view = ChatView(jack, thread.thread_id)
     view.load_job.result(WAIT)
+    flush()  # its opening messages are out
     mark = front.mark()
     front.say(view, {"op": "edit", "id": mine, "text": "Thanks!"})
     front.wait(
         lambda: [c for c in front.custom(view, mark) if c["op"] == "patch" and c["m"].get("st") is None]
     )
-    assert front.custom(view, mark)[0]["m"]["st"] == "saving"  # at once, before the service answered
+    patches = [c for c in front.custom(view, mark) if c["op"] == "patch"]
+    assert patches[0]["m"]["st"] == "saving"  # at once, before the service answered
     assert thread.get_message(mine).content.message == "Thanks!"
     front.say(view, {"op": "edit", "id": theirs, "text": "hijacked"})  # not Jack's: ignored
     assert view.edit(theirs, "hijacked") is None
@@ -245,6 +254,7 @@ def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Any, front: Fron
     client = chatnb.ChatThreadClient(base.endpoint, base.credential, thread.thread_id, transport=gated)
     view = ChatView(client, chat_client=geeta.chat_client, user_id=geeta.id, send_read_receipts=True)
     view.load_job.result(WAIT)
+    flush()  # its opening messages are out
     for message_id in ids:  # the browser reports each message as it scrolls into sight
         front.say(view, {"op": "seen", "id": message_id})
     front.say(view, {"op": "seen", "id": ids[2]})  # an older one: already covered
@@ -258,6 +268,7 @@ def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Any, front: Fron
     ]
     own = ChatView(jack, thread.thread_id, send_read_receipts=True)
     own.load_job.result(WAIT)
+    flush()  # its opening messages are out
     assert not own.mark_seen(ids[-1])  # never for your own messages
     view.close()
     own.close()
@@ -269,6 +280,7 @@ def test_no_widget_is_left_open(chat: Any, front: FrontEnd) -> None:
     baseline = front.open_widgets()
     people = ParticipantList(jack, thread.thread_id)
     people.load_job.result(WAIT)
+    flush()  # its opening messages are out
     after_open = front.open_widgets()
     for name in ("Priya", "Sam"):
         people.add(name).result(WAIT)  # type: ignore[union-attr]

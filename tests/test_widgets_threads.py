@@ -23,6 +23,7 @@ from widget_helpers import FrontEnd
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.widgets import ChatView, MessageComposer
+from chatnb.widgets._live import flush
 
 WAIT = 30.0
 
@@ -163,6 +164,7 @@ def test_the_browser_ends_with_the_kernels_state_whichever_threads_changed_it(
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
     view.load_job.result(WAIT)
+    flush()  # its opening messages are out
     front.say(view, {"op": "hello", "view": "v"})
     geeta_thread = geeta.thread(thread.thread_id)
     others = threading.Thread(target=lambda: [geeta_thread.send_message(f"g{i}") for i in range(10)])
@@ -184,6 +186,7 @@ def test_the_browser_ends_with_the_kernels_state_whichever_threads_changed_it(
     front.wait(
         lambda: len([i for i in view.items if not i.system]) == 20 and not any(i.status for i in view.items)
     )
+    assert flush()
     held = replay(front.custom(view))
     kernel = {i.id: i for i in view.items}
     assert set(held) == set(kernel)  # no pending bubble left over, nothing missing, nothing doubled

@@ -11,10 +11,13 @@ The execution model (tested in ``tests/test_widgets_threads.py``):
   loop: a :class:`Worker` runs a sync client's calls one at a time, in order, on a thread of its own, and
   schedules an async client's coroutines on the loop the widget was made on (from any thread), likewise
   one at a time.
-- **State changes are serialised**: each widget changes its state and emits the matching delta to the
-  front end under one lock, so the front end sees the changes in the order they were made, whichever
-  thread made them. Widgets never print and never write into an ``Output`` (output from a background
-  thread lands under whatever cell runs at the time): errors are shown in the widget itself.
+- **State changes are serialised**: each widget changes its state and queues the matching delta under
+  one lock, and one thread (:func:`emit`'s) sends every delta of every widget, in that order. ipykernel
+  keeps the order of messages sent from one thread only (each thread has its own pipe to the IOPub
+  thread), so deltas sent from the comm thread and from the loop could overtake each other; through one
+  sender they cannot, and the front end sees the changes in the order they were made.
+- Widgets never print and never write into an ``Output`` (output from a background thread lands under
+  whatever cell runs at the time): errors are shown in the widget itself.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import queue
 import threading
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
+
+import ipywidgets
 
 from ..events import EVENT_NAMES
 
@@ -37,6 +43,8 @@ __all__ = [
     "chat_client_for",
     "default_display_name",
     "describe_error",
+    "emit",
+    "flush",
     "is_async_client",
     "own_user_id",
     "own_user_id_async",
@@ -209,6 +217,43 @@ def describe_error(exc: BaseException) -> str:
     """One readable line for an exception (its class and message, no traceback)."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0] if lines else repr(exc)}"
+
+
+_OUTBOX: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+_SENDER: threading.Thread | None = None
+_SENDER_LOCK = threading.Lock()
+
+
+def _send_forever() -> None:
+    while True:
+        widget, content = _OUTBOX.get()
+        if isinstance(content, threading.Event):
+            content.set()
+            continue
+        if getattr(widget, "comm", None) is not None:
+            with contextlib.suppress(Exception):  # a widget closed meanwhile
+                ipywidgets.Widget.send(widget, content)  # (MessageComposer.send is another send)
+
+
+def emit(widget: Any, content: dict[str, Any]) -> None:
+    """Queue ``content`` as a custom message from ``widget`` to its front end; one thread sends them
+    all, in the order queued (see the module docstring)."""
+    global _SENDER
+    if _SENDER is None:
+        with _SENDER_LOCK:
+            if _SENDER is None:
+                _SENDER = threading.Thread(target=_send_forever, name="chatnb-widget-sender", daemon=True)
+                _SENDER.start()
+    _OUTBOX.put((widget, content))
+
+
+def flush(timeout: float = 10.0) -> bool:
+    """Wait until every message queued so far was handed to its comm (``False`` on timeout)."""
+    if _SENDER is None:
+        return True
+    done = threading.Event()
+    _OUTBOX.put((None, done))
+    return done.wait(timeout)
 
 
 class Job:

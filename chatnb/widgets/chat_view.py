@@ -28,7 +28,16 @@ from ..events import Event
 from . import _html
 from ._base import ChatWidget
 from ._history import History
-from ._live import Job, Subscription, Worker, chat_client_for, describe_error, own_user_id_async, raw_id
+from ._live import (
+    Job,
+    Subscription,
+    Worker,
+    chat_client_for,
+    describe_error,
+    emit,
+    own_user_id_async,
+    raw_id,
+)
 from ._outbox import Outbox, Outgoing
 from ._target import resolve_target
 from ._transcript import SYSTEM, Transcript, TranscriptItem, item_from_event
@@ -190,7 +199,7 @@ class ChatView(ChatWidget):
             op: dict[str, Any] = {"op": "reset", "messages": messages, "more": more, "status": self.status}
             if view:
                 op["to"] = view
-            self.send(op)
+            emit(self, op)
 
     def _send_older(self, view: str, key: tuple[int, str], n: int) -> None:
         with self._transcript.lock:
@@ -199,13 +208,13 @@ class ChatView(ChatWidget):
                 self.load_older().future.add_done_callback(lambda _: self._send_older(view, key, n))
                 return
             more = held_more or not self._history.complete
-            self.send({"op": "older", "to": view, "messages": messages, "more": more})
+            emit(self, {"op": "older", "to": view, "messages": messages, "more": more})
 
     # -- live -------------------------------------------------------------------------------------
 
     def _emit(self, op: dict[str, Any] | None) -> None:
         if op is not None and not self._closed:
-            self.send(op)
+            emit(self, op)
 
     def handle_event(self, event: Event) -> None:
         """What the view does with a real-time event (its subscription calls this)."""

@@ -30,7 +30,7 @@ import traitlets as t
 
 from ..events import Event
 from ._base import ChatWidget
-from ._live import EVENT_NAMES, Subscription, chat_client_for, is_async_client, run_blocking
+from ._live import EVENT_NAMES, Subscription, chat_client_for, emit, is_async_client, run_blocking
 from ._table import NOISY, EventRow, EventTable, Match, matcher, row_wire, rows_html
 from ._target import resolve_target
 
@@ -130,7 +130,7 @@ class EventLog(ChatWidget):
                 return
             self.total = len(self.table)
             if not self.paused and self._shown(row):
-                self.send({"op": "row", "row": row_wire(row), "keep": self.show_rows})
+                emit(self, {"op": "row", "row": row_wire(row), "keep": self.show_rows})
 
     def _on_view_change(self, change: dict[str, Any]) -> None:
         if not self.paused:
@@ -139,7 +139,7 @@ class EventLog(ChatWidget):
     def _send_rows(self) -> None:
         with self._lock:
             rows = [r for r in self.table.rows() if self._shown(r)][: self.show_rows]
-            self.send({"op": "rows", "rows": [row_wire(r) for r in rows]})
+            emit(self, {"op": "rows", "rows": [row_wire(r) for r in rows]})
 
     def _on_front_end(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
         if content.get("op") == "hello":
