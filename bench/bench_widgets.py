@@ -75,7 +75,7 @@ def incoming(thread_id: str, i: int) -> Any:
         "chatMessageReceived",
         {
             "threadId": thread_id,
-            "id": str(int(time.time() * 1000) + 10 * i),
+            "id": str(int(time.time() * 1000) + 10_000_000 + 10 * i),  # after every seeded id
             "message": f"incoming {i}: {FILLER}"[:80],
             "type": "text",
             "sender": {"rawId": other, "communicationUser": {"id": other}},
@@ -151,6 +151,7 @@ def measure_kernel(
                 "bytes_max": max(sizes),
                 "ms": statistics.median(times),
                 "ms_max": max(times),
+                "all_bytes": sizes,
             }
         )
     chat.close()
@@ -373,6 +374,8 @@ def main() -> None:
                     raise SystemExit(f"{impl} run failed:\n{child.stderr[-3000:]}")
                 runs[impl] = json.loads(child.stdout.strip().splitlines()[-1])
         panel = {r["n"]: r for r in measure_panel(sizes, args.incoming)}
+        if os.environ.get("BENCH_DEBUG"):
+            print(json.dumps(runs)[:3000])
         report(sizes, runs["new"], runs["main"], panel)
         if not args.no_browser:
             n = 5_000

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from widget_helpers import FrontEnd
+from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.emulator import Emulator
@@ -25,35 +22,7 @@ from chatnb.widgets import EVENT_COLUMNS, ChatPanel, ChatView, EventLog, Message
 from chatnb.widgets._live import flush
 
 WAIT = 30.0
-
-
-@dataclass
-class Chat:
-    session: chatnb.Session
-    jack: chatnb.User
-    geeta: chatnb.User
-    thread_id: str
-
-    def thread(self, user: chatnb.User) -> chatnb.ChatThreadClient:
-        return user.thread(self.thread_id)
-
-
-@pytest.fixture
-def chat(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Chat]:
-    """Jack and Geeta (new users) in a new thread, through ``chatnb.connect``."""
-    monkeypatch.setenv("CHATNB_HOME", str(tmp_path))
-    session = chatnb.connect(emulator.connection_string)
-    jack, geeta = session.user("Jack"), session.user("Geeta")
-    thread = jack.create_thread("Widgets", participants=[geeta])
-    yield Chat(session, jack, geeta, thread.thread_id)
-    for user in session.users.values():
-        user.chat_client.stop_realtime_notifications()
-    session.close()
-
-
-@pytest.fixture
-def front(monkeypatch: pytest.MonkeyPatch) -> FrontEnd:
-    return FrontEnd().install(monkeypatch)
+__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 def closing(*parts: Any) -> None:

@@ -6,39 +6,20 @@ browser). Against the real emulator; every wait is on a message or a job, never 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from widget_helpers import FrontEnd
+from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
-from chatnb.emulator import Emulator
 from chatnb.widgets import ChatPanel, ChatView, MessageComposer, ParticipantList
 from chatnb.widgets._live import flush
 from chatnb.widgets._transcript import Transcript, TranscriptItem
 
 WAIT = 30.0
-
-
-@pytest.fixture
-def front(monkeypatch: pytest.MonkeyPatch) -> FrontEnd:
-    return FrontEnd().install(monkeypatch)
-
-
-@pytest.fixture
-def chat(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("CHATNB_HOME", str(tmp_path))
-    session = chatnb.connect(emulator.connection_string)
-    jack, geeta = session.user("Jack"), session.user("Geeta")
-    thread = jack.create_thread("Protocol", participants=[geeta])
-    yield session, jack, geeta, thread
-    for user in session.users.values():
-        user.chat_client.stop_realtime_notifications()
-    session.close()
+__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 def item(i: int, sender: str = "8:acs:jack", text: str = "hi") -> TranscriptItem:
@@ -76,9 +57,9 @@ def test_transcript_ops_are_adds_patches_and_removes_by_id() -> None:
 
 
 def test_a_view_opens_with_the_latest_window_and_pages_back_to_the_first_message(
-    chat: Any, front: FrontEnd
+    chat: Chat, front: FrontEnd
 ) -> None:
-    _session, _jack, geeta, thread = chat
+    _session, _jack, geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     ids = [thread.send_message(f"m{i}").id for i in range(130)]
     view = ChatView(geeta, thread.thread_id, max_messages=50)
     view.load_job.result(WAIT)
@@ -109,9 +90,9 @@ def test_a_view_opens_with_the_latest_window_and_pages_back_to_the_first_message
 
 @pytest.mark.parametrize("held", [pytest.param(5, id="5-held"), pytest.param(400, id="400-held")])
 def test_an_incoming_message_is_one_small_op_whatever_the_view_holds(
-    chat: Any, front: FrontEnd, held: int
+    chat: Chat, front: FrontEnd, held: int
 ) -> None:
-    _session, _jack, geeta, thread = chat
+    _session, _jack, geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     for i in range(held):
         thread.send_message(f"history {i}")
     view = ChatView(geeta, thread.thread_id, max_messages=100)
@@ -137,8 +118,8 @@ def test_an_incoming_message_is_one_small_op_whatever_the_view_holds(
     view.close()
 
 
-def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Any, front: FrontEnd) -> None:
-    session, jack, _geeta, thread = chat
+def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Chat, front: FrontEnd) -> None:
+    session, jack, _geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     view = ChatView(jack, thread.thread_id)
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
@@ -190,8 +171,8 @@ def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Any, front: Fr
     composer.close()
 
 
-def test_own_messages_are_edited_and_deleted_from_the_transcript(chat: Any, front: FrontEnd) -> None:
-    _session, jack, geeta, thread = chat
+def test_own_messages_are_edited_and_deleted_from_the_transcript(chat: Chat, front: FrontEnd) -> None:
+    _session, jack, geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     mine = thread.send_message("Thnaks!").id
     theirs = geeta.thread(thread.thread_id).send_message("Not yours").id
     view = ChatView(jack, thread.thread_id)
@@ -246,8 +227,8 @@ class GatedTransport(httpx.BaseTransport):
         self.inner.close()
 
 
-def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Any, front: FrontEnd) -> None:
-    _session, jack, geeta, thread = chat
+def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Chat, front: FrontEnd) -> None:
+    _session, jack, geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     ids = [thread.send_message(f"m{i}").id for i in range(8)]
     base = geeta.thread(thread.thread_id)
     gated = GatedTransport(base.connection_verify)
@@ -275,8 +256,8 @@ def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Any, front: Fron
     client.close()
 
 
-def test_no_widget_is_left_open(chat: Any, front: FrontEnd) -> None:
-    session, jack, _geeta, thread = chat
+def test_no_widget_is_left_open(chat: Chat, front: FrontEnd) -> None:
+    session, jack, _geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     baseline = front.open_widgets()
     people = ParticipantList(jack, thread.thread_id)
     people.load_job.result(WAIT)
@@ -297,8 +278,8 @@ def test_no_widget_is_left_open(chat: Any, front: FrontEnd) -> None:
     assert front.open_widgets() == baseline  # every part and layout box closed
 
 
-def test_every_widget_carries_a_static_snapshot(chat: Any, front: FrontEnd) -> None:
-    _session, _jack, geeta, thread = chat
+def test_every_widget_carries_a_static_snapshot(chat: Chat, front: FrontEnd) -> None:
+    _session, _jack, geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     thread.send_message('<img src="https://127.0.0.1:9/x.png" alt="cat"> <b>hi</b>', chat_message_type="html")
     thread.send_message("plain <script>alert(1)</script>")
     panel = ChatPanel(geeta, thread.thread_id)

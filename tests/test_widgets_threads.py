@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from widget_helpers import FrontEnd
+from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.emulator import Emulator
@@ -26,6 +25,7 @@ from chatnb.widgets import ChatView, MessageComposer
 from chatnb.widgets._live import flush
 
 WAIT = 30.0
+__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 class ThreadRecorder(httpx.BaseTransport):
@@ -63,27 +63,17 @@ def on_subshell(fn: Any) -> None:
 
 
 @pytest.fixture
-def front(monkeypatch: pytest.MonkeyPatch) -> FrontEnd:
-    return FrontEnd().install(monkeypatch)
-
-
-@pytest.fixture
-def chat(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("CHATNB_HOME", str(tmp_path))
-    session = chatnb.connect(emulator.connection_string)
-    jack, geeta = session.user("Jack"), session.user("Geeta")
-    thread = jack.create_thread("Threads", participants=[geeta])
+def rig(chat: Chat) -> Iterator[Any]:
+    """The chat, and a thread client of Jack's whose requests note their thread."""
+    thread = chat.thread(chat.jack)
     recorder = ThreadRecorder(thread.connection_verify)
     client = chatnb.ChatThreadClient(thread.endpoint, thread.credential, thread.thread_id, transport=recorder)
-    yield session, jack, geeta, thread, client, recorder
+    yield chat.session, chat.jack, chat.geeta, thread, client, recorder
     client.close()
-    for user in session.users.values():
-        user.chat_client.stop_realtime_notifications()
-    session.close()
 
 
-def test_browser_messages_from_a_subshell_thread_send_on_the_worker_once(chat: Any, front: FrontEnd) -> None:
-    _session, _jack, _geeta, thread, client, recorder = chat
+def test_browser_messages_from_a_subshell_thread_send_on_the_worker_once(rig: Any, front: FrontEnd) -> None:
+    _session, _jack, _geeta, thread, client, recorder = rig
     composer = MessageComposer(client, display_name="Jack")
     callers = [
         threading.Thread(target=front.say, args=(composer, {"op": "send", "text": "once", "local": "l-1"}))
@@ -108,8 +98,8 @@ def test_browser_messages_from_a_subshell_thread_send_on_the_worker_once(chat: A
     composer.close()
 
 
-def test_sends_from_many_threads_all_go_out_in_the_order_asked(chat: Any, front: FrontEnd) -> None:
-    _session, _jack, _geeta, thread, client, _recorder = chat
+def test_sends_from_many_threads_all_go_out_in_the_order_asked(rig: Any, front: FrontEnd) -> None:
+    _session, _jack, _geeta, thread, client, _recorder = rig
     composer = MessageComposer(client)
     lock = threading.Lock()
     order: list[str] = []
@@ -157,9 +147,9 @@ def replay(ops: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_the_browser_ends_with_the_kernels_state_whichever_threads_changed_it(
-    chat: Any, front: FrontEnd
+    rig: Any, front: FrontEnd
 ) -> None:
-    _session, jack, geeta, thread, _client, _recorder = chat
+    _session, jack, geeta, thread, _client, _recorder = rig
     view = ChatView(jack, thread.thread_id)
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
@@ -198,11 +188,11 @@ def test_the_browser_ends_with_the_kernels_state_whichever_threads_changed_it(
 
 
 async def test_an_async_clients_calls_run_on_the_loop_the_widget_was_made_on(
-    emulator: Emulator, chat: Any, front: FrontEnd
+    emulator: Emulator, rig: Any, front: FrontEnd
 ) -> None:
     from chatnb.aio import ChatThreadClient, CommunicationTokenCredential
 
-    _session, jack, _geeta, thread, _client, _recorder = chat
+    _session, jack, _geeta, thread, _client, _recorder = rig
     loop_thread = threading.current_thread().name
     seen: list[str] = []
 
