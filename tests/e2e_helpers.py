@@ -153,7 +153,10 @@ class JupyterLab:
         """Wait until every kernel of the server is idle (polling its API: the server has no push)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            kernels = self.kernels()
+            try:
+                kernels = self.kernels()
+            except urllib.error.HTTPError:  # the server answers 500 while a kernel is still starting
+                kernels = []
             if kernels and all(k["execution_state"] == "idle" for k in kernels):
                 return
             time.sleep(0.1)

@@ -241,7 +241,13 @@ async def test_widgets_over_the_async_client(emulator: Emulator, chat: Chat) -> 
         assert event.message == "async hello" and event.id == message_id
         (mine,) = [i for i in view.items if not i.system]
         assert mine.id == message_id and mine.sender_id == chat.geeta.id and not mine.status
-        await view.edit(message_id, "async hello, edited")
+        job = view.edit(message_id, "async hello, edited")
+        assert job is not None
+        with pytest.raises(RuntimeError, match="await it"):
+            job.result(1)  # on the loop it needs: waiting would hang the loop, so it says so
+        with pytest.raises(RuntimeError, match="load_older"):
+            view.load_all()
+        await job
         assert chat.thread(chat.jack).get_message(message_id).content.message == "async hello, edited"
         await client.stop_realtime_notifications()
         closing(log, view, people, composer)

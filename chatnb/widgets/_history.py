@@ -74,7 +74,9 @@ class History:
         people = [p async for p in self.thread_client.iter_participants()]
         return page, receipts, people
 
-    def older(self, on_page: Callable[[list[Any]], int]) -> Job:
+    def older(
+        self, on_page: Callable[[list[Any]], int], on_failed: Callable[[Exception], None] | None = None
+    ) -> Job:
         """Fetch the next older page and hand it to ``on_page`` (whose return value is the job's result);
         a job with result ``0`` at once if the first message is already in."""
         with self._lock:
@@ -82,13 +84,15 @@ class History:
                 pending = self._pending.future
                 chained: concurrent.futures.Future[Any] = concurrent.futures.Future()
                 pending.add_done_callback(
-                    lambda _: self.older(on_page).future.add_done_callback(lambda done: relay(done, chained))
+                    lambda _: self.older(on_page, on_failed).future.add_done_callback(
+                        lambda done: relay(done, chained)
+                    )
                 )
                 return Job(chained)
             if self.complete:
                 return _done(0)
             fetch = self._page_async if self.worker.is_async else self._page_sync
-            self._pending = self.worker.run(fetch, on_done=on_page)
+            self._pending = self.worker.run(fetch, on_done=on_page, on_error=on_failed)
             return self._pending
 
     def _kwargs(self) -> dict[str, Any]:

@@ -260,8 +260,11 @@ class Job:
     """A widget action under way (a send, an edit, a page of history): ``await job`` in a notebook cell,
     or ``job.result(timeout)`` from a script or test. Its outcome is also shown in the widget."""
 
-    def __init__(self, future: concurrent.futures.Future[Any]) -> None:
+    def __init__(
+        self, future: concurrent.futures.Future[Any], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.future = future
+        self.loop = loop  # the loop an async client's job runs on
 
     def done(self) -> bool:
         return self.future.done()
@@ -271,7 +274,15 @@ class Job:
 
         Raises:
             TimeoutError: if it is not done within ``timeout`` seconds.
+            RuntimeError: on the loop the job runs on (it could never finish: ``await`` it there).
         """
+        if self.loop is not None and not self.future.done():
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is self.loop:
+                raise RuntimeError("this job runs on the loop you are waiting on: await it instead")
         try:
             return self.future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -335,7 +346,7 @@ class Worker:
             settle(_failed(exc))
         else:
             inner.add_done_callback(settle)
-        return Job(outcome)
+        return Job(outcome, self.loop if self.is_async else None)
 
     def _submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]

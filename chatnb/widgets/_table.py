@@ -17,7 +17,7 @@ from . import _html
 from ._describe import describe_event
 from ._live import EVENT_NAMES
 
-__all__ = ["NOISY", "EventRow", "EventTable", "Match", "matcher", "row_wire", "rows_html"]
+__all__ = ["NOISY", "EventRow", "EventTable", "Match", "matcher", "row_wire", "rows_html", "who"]
 
 NOISY = frozenset({"readReceiptReceived", "typingIndicatorReceived"})
 """Events the log collects but shows only when asked (``show_noisy``)."""
@@ -160,13 +160,19 @@ class EventTable:
                 self._waiters.remove(waiter)
 
 
+def who(row: EventRow) -> str:
+    """Who an event is from: the display name, else the end of the raw id (the whole id is long)."""
+    rid = row.sender_id
+    return row.sender_display_name or (f"…{rid[-8:]}" if len(rid) > 12 else rid)
+
+
 def row_wire(row: EventRow) -> dict[str, object]:
     """A row as the event log's front end gets it (times in ms since the epoch; it formats them)."""
     return {
         "seq": row.seq,
         "at": int(row.received_at.timestamp() * 1000),
         "kind": row.kind,
-        "from": row.sender_display_name or row.sender_id,
+        "from": who(row),
         "sum": row.summary,
     }
 
@@ -178,7 +184,7 @@ def rows_html(rows: list[EventRow], limit: int) -> str:
     body = "".join(
         f'<tr class="chatnb-event-row" data-kind="{_html.esc(r.kind)}">'
         f"<td>{_html.time_tag(r.received_at, '%H:%M:%S UTC')}</td><td><code>{_html.esc(r.kind)}</code></td>"
-        f"<td>{_html.esc(r.sender_display_name or r.sender_id)}</td><td>{_html.esc(r.summary)}</td></tr>"
+        f"<td>{_html.esc(who(r))}</td><td>{_html.esc(r.summary)}</td></tr>"
         for r in rows[:limit]
     )
     return (

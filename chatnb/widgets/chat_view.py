@@ -176,7 +176,10 @@ class ChatView(ChatWidget):
     def load_older(self) -> Job:
         """Fetch the next older page from the service into :attr:`items` (a :class:`Job`; its result is
         the number of messages added, 0 at the start of the thread)."""
-        return self._history.older(self._older_page)
+        return self._history.older(self._older_page, self._older_failed)
+
+    def _older_failed(self, exc: Exception) -> None:
+        self.error = "Could not load older messages. " + describe_error(exc)
 
     def _older_page(self, page: list[Any]) -> int:
         added = 0
@@ -186,7 +189,13 @@ class ChatView(ChatWidget):
         return added
 
     def load_all(self, timeout: float = 300.0) -> int:
-        """Load every older message down to the first one (a sync client); how many were added."""
+        """Load every older message down to the first one; how many were added.
+
+        Raises:
+            RuntimeError: over an async client (``await view.load_older()`` until ``not view.has_older``).
+        """
+        if self._worker.is_async:
+            raise RuntimeError("load_all() waits; over an async client await view.load_older() instead")
         added = 0
         while self.has_older:
             added += int(self.load_older().result(timeout))
@@ -201,14 +210,19 @@ class ChatView(ChatWidget):
                 op["to"] = view
             emit(self, op)
 
-    def _send_older(self, view: str, key: tuple[int, str], n: int) -> None:
+    def _send_older(self, view: str, key: tuple[int, str], n: int, failed: bool = False) -> None:
         with self._transcript.lock:
             messages, held_more = self._transcript.before(key, n)
-            if len(messages) < n and not self._history.complete:
-                self.load_older().future.add_done_callback(lambda _: self._send_older(view, key, n))
+            if len(messages) < n and not self._history.complete and not failed:
+                self.load_older().future.add_done_callback(
+                    lambda page: self._send_older(view, key, n, failed=page.exception() is not None)
+                )
                 return
             more = held_more or not self._history.complete
-            emit(self, {"op": "older", "to": view, "messages": messages, "more": more})
+            op = {"op": "older", "to": view, "messages": messages, "more": more}
+            if failed:  # said in the error line; the reader may scroll up again to retry
+                op["failed"] = True
+            emit(self, op)
 
     # -- live -------------------------------------------------------------------------------------
 

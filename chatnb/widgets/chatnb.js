@@ -185,9 +185,9 @@ class Transcript {
   onOlder(msg) {
     this.loading = false;
     this.busy(() => this.anchored(() => msg.messages.forEach((m) => this.upsert(m)), false));
-    this.more = msg.more && msg.messages.length > 0;
+    this.more = msg.failed ? true : msg.more && msg.messages.length > 0; // failed: scrolling up retries
     this.showTop();
-    if (this.more && this.scroller.scrollTop < TOP_SLACK) this.later(() => this.requestOlder(), 50);
+    if (this.more && !msg.failed && this.scroller.scrollTop < TOP_SLACK) this.later(() => this.requestOlder(), 50);
   }
 
   // A live change: new messages follow the bottom only if the reader is there (or sent it).
