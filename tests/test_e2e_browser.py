@@ -13,6 +13,7 @@ and an axe-core scan of the output area with no serious or critical violation, l
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.e2e
 WAIT_MS = 60_000
 SEEDED = 130
 CELLS = [
-    f"""import chatnb, ipywidgets
+    f"""import chatnb, ipywidgets, json
 from chatnb.emulator import Emulator
 from chatnb.widgets import ChatPanel
 emu = Emulator().start()
@@ -34,7 +35,11 @@ session = chatnb.connect(emu.connection_string)
 jack, geeta = session.user("Jack"), session.user("Geeta")
 thread = jack.create_thread("Lunch", participants=[geeta])
 for i in range({SEEDED}):
-    (thread if i % 3 else geeta.thread(thread.thread_id)).send_message(f"seed {{i}}")""",
+    (thread if i % 3 else geeta.thread(thread.thread_id)).send_message(f"seed {{i}}")
+geeta_token = geeta.credential.get_token().token  # for the test to send as Geeta from outside the page
+with open("geeta.json", "w") as f:
+    info = {{"endpoint": emu.endpoint, "token": geeta_token, "thread": thread.thread_id}}
+    json.dump({{**info, "ca": str(emu.ca_cert)}}, f)""",
     """jack_panel = ChatPanel(jack, thread.thread_id)
 geeta_panel = ChatPanel(geeta, thread.thread_id)
 narrow = ipywidgets.Box([geeta_panel], layout=ipywidgets.Layout(width="480px", flex="0 0 480px"))
@@ -108,6 +113,18 @@ def set_theme(page: Any, dark: bool) -> None:
     page.click(f'.lm-Menu-item[data-command="apputils:change-theme"]:has-text("{name}")')
     page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'", timeout=WAIT_MS)
     frames(page)  # the theme's stylesheet applies on the next frames
+
+
+def send_as_geeta(lab: JupyterLab, text: str) -> None:
+    """Send a message as Geeta over HTTP, from the test (the notebook wrote her token for this)."""
+    import chatnb
+
+    info = json.loads((lab.root_dir / "geeta.json").read_text())
+    credential = chatnb.CommunicationTokenCredential(info["token"])
+    with chatnb.ChatThreadClient(
+        info["endpoint"], credential, info["thread"], connection_verify=info["ca"]
+    ) as thread:
+        thread.send_message(text, sender_display_name="Geeta")
 
 
 def frames(page: Any) -> None:
@@ -186,17 +203,34 @@ def test_chat_panels_in_the_browser(lab: JupyterLab, browser: Any, ui: str) -> N
         before = jack_log.evaluate("s => s.scrollTop")
         anchor = jack.locator(".chatnb-row").nth(rows_at_open // 2)
         anchor_top = anchor.evaluate("r => r.getBoundingClientRect().top")
-        geeta_box.fill("While you read")
-        geeta_box.press("Enter")
+        selected = anchor.evaluate(
+            "r => { getSelection().selectAllChildren(r.querySelector('.chatnb-bubble'));"
+            " return getSelection().toString(); }"
+        )
+        send_as_geeta(lab, "While you read")  # from outside the page: typing here would move the selection
         jump = jack.locator(".chatnb-jump")
         expect(jump).to_have_text("1 new message ↓", timeout=WAIT_MS)
         assert abs(jack_log.evaluate("s => s.scrollTop") - before) <= 1
         assert abs(anchor.evaluate("r => r.getBoundingClientRect().top") - anchor_top) <= 1
+        assert (
+            selected and page.evaluate("() => getSelection().toString()") == selected
+        )  # patched, not redrawn
         jump.click()
         page.wait_for_function(
             "s => s.scrollHeight - s.scrollTop - s.clientHeight <= 48", arg=jack_log.element_handle()
         )
         expect(jump).to_be_hidden()
+
+        # Out of sight, a new message gets the "New messages" divider.
+        jack.evaluate("p => { p.style.display = 'none'; }")
+        frames(page)  # the view has been told it is out of sight
+        geeta_box.fill("While you were away")
+        geeta_box.press("Enter")
+        expect(geeta.locator(".chatnb-msg", has_text="While you were away")).to_have_count(1, timeout=WAIT_MS)
+        expect(page.locator(".chatnb-panel-jack .chatnb-view")).to_be_hidden()
+        jack.evaluate("p => { p.style.display = ''; }")
+        divider = jack.locator(".chatnb-row", has=page.locator(".chatnb-unread"))
+        expect(divider).to_contain_text("While you were away", timeout=WAIT_MS)
 
         # Edit and delete own messages from the transcript.
         own = jack.locator(".chatnb-msg.chatnb-own").last

@@ -461,6 +461,7 @@ class Transcript {
   // -- render windowing -----------------------------------------------------------------------------
 
   onBlocks(entries) {
+    if (!this.scroller.clientHeight) return; // hidden: nothing is in sight, and nothing need change
     for (const entry of entries) {
       const block = this.blocks.find((b) => b.el === entry.target);
       if (!block) continue;

@@ -46,6 +46,7 @@ class MessageComposer(ChatWidget):
         show_options: show the display name field and the text/html choice.
         typing_interval: seconds between typing notifications while typing (``0`` turns them off).
         placeholder: the empty box's hint.
+        settle: ignored (the ipywidgets composer waited for the box's value to arrive before sending).
 
     Attributes:
         outbox: what was sent and how it went (:class:`~chatnb.widgets._outbox.Outbox`).
@@ -74,8 +75,10 @@ class MessageComposer(ChatWidget):
         show_options: bool = True,
         typing_interval: float = TYPING_INTERVAL_S,
         placeholder: str | None = None,
+        settle: float | None = None,
         **kwargs: Any,
     ) -> None:
+        del settle  # accepted for old callers: the text now travels with the request to send it
         if message_type not in ("text", "html"):
             raise ValueError("message_type must be 'text' or 'html'")
         if typing_interval < 0:
