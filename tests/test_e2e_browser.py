@@ -4,7 +4,8 @@ driven by Playwright (one browser for the module).
 A notebook starts an emulator in its kernel, seeds a history longer than a view's first window, and shows
 Jack's ``ChatPanel`` (wide) beside Geeta's in a 480 px box (narrow). In each front end the test types
 into the composers (Shift+Enter makes a new line, Enter sends), and checks what a person sees: auto-scroll
-at the bottom, the reading position kept with a "1 new message" control when scrolled up, "load older"
+at the bottom, the reading position and a text selection kept with a "1 new message" control when scrolled
+up, the "New messages" divider for what arrived out of sight, keyboard navigation, "load older"
 down to the first message, "Seen by Geeta", edit and delete from the transcript, an ``html`` message
 sanitised (its image a link, never fetched), nothing clipped at 480 px, the dark theme's computed colours,
 and an axe-core scan of the output area with no serious or critical violation, light and dark. Screenshots
