@@ -105,7 +105,7 @@ def measure_kernel(
         client = chat.get_chat_thread_client(thread_id)
         started = time.perf_counter()
         if impl == "new":
-            from chatnb.widgets._live import flush
+            from chatnb.widgets._worker import flush
 
             view = ChatView(client, chat_client=chat)
             view.load_job.result(120)

@@ -19,7 +19,7 @@ from widget_helpers import Chat, FrontEnd, chat, front
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.widgets import EVENT_COLUMNS, ChatPanel, ChatView, EventLog, MessageComposer, ParticipantList
-from chatnb.widgets._live import flush
+from chatnb.widgets._worker import flush
 
 WAIT = 30.0
 __all__ = ["chat", "front"]  # the fixtures, used by name

@@ -15,8 +15,8 @@ from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.widgets import ChatPanel, ChatView, MessageComposer, ParticipantList
-from chatnb.widgets._live import flush
 from chatnb.widgets._transcript import Transcript, TranscriptItem
+from chatnb.widgets._worker import flush
 
 WAIT = 30.0
 __all__ = ["chat", "front"]  # the fixtures, used by name

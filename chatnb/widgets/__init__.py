@@ -23,7 +23,7 @@ Each widget's mime bundle carries a static HTML snapshot for GitHub, nbviewer an
 
 from __future__ import annotations
 
-from ._live import Job
+from ._worker import Job
 from .chat_view import ChatView, TranscriptItem
 from .composer import MessageComposer
 from .event_log import EVENT_COLUMNS, EventLog, EventRow, EventTable

@@ -15,7 +15,8 @@ from typing import Any
 import anywidget
 
 from . import _html
-from ._live import Job, release_chat_client
+from ._live import release_chat_client
+from ._worker import Job
 
 __all__ = ["ChatWidget", "close_widget"]
 

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._live import Job, Worker, relay
 from ._transcript import TranscriptItem, item_from_message
+from ._worker import Job, Worker, relay
 
 __all__ = ["History"]
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._live import Job, Worker, describe_error, relay
+from ._live import describe_error
+from ._worker import Job, Worker, relay
 
 __all__ = ["Outbox", "Outgoing"]
 

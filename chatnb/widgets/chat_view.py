@@ -28,19 +28,12 @@ from ..events import Event
 from . import _html
 from ._base import ChatWidget
 from ._history import History
-from ._live import (
-    Job,
-    Subscription,
-    Worker,
-    chat_client_for,
-    describe_error,
-    emit,
-    own_user_id_async,
-    raw_id,
-)
-from ._outbox import Outbox, Outgoing
+from ._live import Subscription, chat_client_for, describe_error, own_user_id_async, raw_id
+from ._outbox import Outbox
+from ._own import OwnMessages
 from ._target import resolve_target
 from ._transcript import SYSTEM, Transcript, TranscriptItem, item_from_event
+from ._worker import Job, Worker, emit
 
 __all__ = ["ChatView", "TranscriptItem"]
 
@@ -63,7 +56,7 @@ _VIEW_EVENTS = (
 )
 
 
-class ChatView(ChatWidget):
+class ChatView(OwnMessages, ChatWidget):
     """The transcript of a thread, live.
 
     Args:
@@ -372,87 +365,6 @@ class ChatView(ChatWidget):
     def _receipt_failed(self, exc: Exception) -> None:
         self.error = "Could not send a read receipt. " + describe_error(exc)
         self._next_receipt()
-
-    def edit(self, message_id: str, text: str) -> Job | None:
-        """Edit your own message (what its Edit button does); ``None`` if it is not yours or not held."""
-        item = self._transcript.get(message_id)
-        if item is None or item.system or item.deleted_on or item.sender_id != self._transcript.user_id:
-            return None
-        if not text.strip():
-            raise ValueError("an edited message cannot be empty: delete it instead")
-        self._emit(self._transcript.update(message_id, content=text, status="saving", error=""))
-        return self._worker.run(
-            self.thread_client.update_message,
-            message_id,
-            text,
-            on_done=lambda _: self._settled(message_id, edited=True),
-            on_error=lambda exc: self._undo(item, "Could not edit the message. ", exc),
-        )
-
-    def delete(self, message_id: str) -> Job | None:
-        """Delete your own message (what its Delete button does); ``None`` if it is not yours or not held."""
-        item = self._transcript.get(message_id)
-        if item is None or item.system or item.deleted_on or item.sender_id != self._transcript.user_id:
-            return None
-        self._emit(self._transcript.update(message_id, status="deleting", error=""))
-        return self._worker.run(
-            self.thread_client.delete_message,
-            message_id,
-            on_done=lambda _: self._settled(message_id, deleted=True),
-            on_error=lambda exc: self._undo(item, "Could not delete the message. ", exc),
-        )
-
-    def _settled(self, message_id: str, *, edited: bool = False, deleted: bool = False) -> None:
-        now = datetime.now(timezone.utc)
-        with self._transcript.lock:
-            current = self._transcript.get(message_id)
-            if current is None:
-                return
-            fields: dict[str, Any] = {"status": ""}
-            if edited and current.edited_on is None:
-                fields["edited_on"] = now
-            if deleted and current.deleted_on is None:
-                fields.update(deleted_on=now, content="")
-            self._emit(self._transcript.update(message_id, **fields))
-
-    def _undo(self, item: TranscriptItem, what: str, exc: Exception) -> None:
-        with self._transcript.lock:
-            self._emit(self._transcript.upsert(item))
-        self.error = what + describe_error(exc)
-
-    # -- sending (through a composer's outbox) ----------------------------------------------------
-
-    def follow(self, outbox: Outbox) -> None:
-        """Show ``outbox``'s messages (a :class:`MessageComposer`'s) as they are sent: a bubble at once,
-        with its status, replaced by the message itself once the service has it."""
-        self._outboxes.append(outbox)
-        outbox.listen(self._outgoing)
-
-    def _pending_for(self, content: str) -> str | None:
-        """The oldest "sending" bubble with ``content`` (its message's echo may beat the send's answer)."""
-        for outbox in self._outboxes:
-            for entry in outbox.pending():
-                held = self._transcript.get(entry.local_id)
-                if entry.content == content and held is not None and held.status == "sending":
-                    return entry.local_id
-        return None
-
-    def _outgoing(self, entry: Outgoing) -> None:
-        with self._transcript.lock:
-            if entry.state == "sent" and entry.message_id:
-                name = entry.display_name or ""
-                real = TranscriptItem(
-                    entry.message_id, entry.message_type, self._transcript.user_id, name, entry.content,
-                    entry.created_on,
-                )  # fmt: skip
-                self._emit(self._transcript.replace(entry.local_id, real))
-                return
-            status = "failed" if entry.state == "failed" else "sending"
-            pending = TranscriptItem(
-                entry.local_id, entry.message_type, self._transcript.user_id, entry.display_name or "",
-                entry.content, entry.created_on, status=status, error=entry.error,
-            )  # fmt: skip
-            self._emit(self._transcript.upsert(pending))
 
     # -- static rendering and lifecycle -----------------------------------------------------------
 

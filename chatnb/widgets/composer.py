@@ -25,9 +25,9 @@ import traitlets as t
 
 from . import _html
 from ._base import ChatWidget
-from ._live import Job, Worker
 from ._outbox import Outbox, Outgoing
 from ._target import resolve_target
+from ._worker import Job, Worker
 
 __all__ = ["TYPING_INTERVAL_S", "MessageComposer"]
 

@@ -30,9 +30,10 @@ import traitlets as t
 
 from ..events import Event
 from ._base import ChatWidget
-from ._live import EVENT_NAMES, Subscription, chat_client_for, emit, is_async_client, run_blocking
+from ._live import EVENT_NAMES, Subscription, chat_client_for, is_async_client, run_blocking
 from ._table import NOISY, EventRow, EventTable, Match, matcher, row_wire, rows_html
 from ._target import resolve_target
+from ._worker import emit
 
 __all__ = ["EVENT_COLUMNS", "EventLog", "EventRow", "EventTable"]
 

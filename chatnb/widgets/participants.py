@@ -22,8 +22,9 @@ from ..events import Event
 from ..models import ChatParticipant, CommunicationUserIdentifier
 from . import _html
 from ._base import ChatWidget
-from ._live import Job, Subscription, Worker, chat_client_for, describe_error, own_user_id_async, raw_id
+from ._live import Subscription, chat_client_for, describe_error, own_user_id_async, raw_id
 from ._target import resolve_target
+from ._worker import Job, Worker
 
 __all__ = ["ParticipantList"]
 
