@@ -42,8 +42,9 @@ lab: $(STAMP)
 	$(PY) -m jupyter lab notebooks
 
 bench: setup
+	$(PY) -m pip install -q -e '.[bench]'  # Panel, the peer bench/bench_widgets.py measures
 	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || echo "wrk unavailable: bench_emulator falls back to Python senders"
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .pytest_cache
+	rm -rf $(VENV) tests/js/node_modules tests/axe/node_modules .pytest_cache

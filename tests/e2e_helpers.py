@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "AXE",
     "CHROMIUM",
     "ROOT",
     "JupyterLab",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
+AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = os.environ.get("CHATNB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -141,8 +143,24 @@ class JupyterLab:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def notebook_url(self, name: str) -> str:
+    def notebook_url(self, name: str, ui: str = "lab") -> str:
+        """The notebook in JupyterLab (``ui="lab"``) or Notebook 7 (``ui="notebook"``), same server."""
+        if ui == "notebook":
+            return f"{self.url}/notebooks/{name}?token={self.token}"
         return f"{self.url}/lab/tree/{name}?token={self.token}"
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Wait until every kernel of the server is idle (polling its API: the server has no push)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                kernels = self.kernels()
+            except urllib.error.HTTPError:  # the server answers 500 while a kernel is still starting
+                kernels = []
+            if kernels and all(k["execution_state"] == "idle" for k in kernels):
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"kernels not idle within {timeout} s: {self.kernels()}")
 
     def start(self, timeout: float = 60.0) -> JupyterLab:
         cmd = [
@@ -265,7 +283,7 @@ class KernelRun:
         # "python3" is ipykernel's native spec; jupyter_client runs it with this process's python.
         self.km = KernelManager(kernel_name="python3")
         self.cwd = cwd
-        self.comm_updates: list[dict[str, Any]] = []  # the ``state`` of every widget update seen
+        self.comm_msgs: list[dict[str, Any]] = []  # the data of every widget message seen
 
     def __enter__(self) -> KernelRun:
         self.km.start_kernel(env=self.env, cwd=str(self.cwd))
@@ -316,8 +334,8 @@ class KernelRun:
             except Exception:
                 continue
             content, kind = msg["content"], msg["msg_type"]
-            if kind == "comm_msg":  # widget state updates, whichever cell (or none) they belong to
-                self.comm_updates.append(content.get("data", {}).get("state", {}))
+            if kind == "comm_msg":  # widget messages, whichever cell (or none) they belong to
+                self.comm_msgs.append(content.get("data", {}))
             parent = msg["parent_header"].get("msg_id")
             if parent not in results:
                 continue

@@ -48,7 +48,6 @@ print("nest applied now:", hasattr(asyncio, "_nest_patched"))
 """,
     # 4: the panel saw them too
     """
-panel.view.refresh()
 print("view", [i.content for i in panel.view.items if not i.system])
 """,
     # 5: an async wait in a queued cell
@@ -59,12 +58,10 @@ print("async", more[-1].message)
 """,
     # 6: the composer sends from code, the log sees it, and the table shows it
     """
-geeta_composer = panel.composer
-geeta_composer.text.value = "from geeta"
-geeta_composer.send_button.click()
+job = panel.composer.send("from geeta")
 log.wait_for(1, predicate=lambda e: getattr(e, "message", None) == "from geeta", timeout=30)
-log.refresh()
-print("table rows", log.table_html.value.count('data-kind="chatMessageReceived"'))
+print("sent", job.result(10) == panel.composer.last_message_id)
+print("table rows", sum(r.kind == "chatMessageReceived" for r in log.rows))
 """,
     # 7: the last cell
     """
@@ -95,12 +92,15 @@ def test_run_all_runs_every_queued_cell(tmp_path: Path) -> None:
             assert "nest applied now: True" in outputs[3]
             assert "view ['m0', 'm1', 'm2']" in outputs[4]
             assert outputs[5].strip() == "async m3"
-            assert outputs[6].strip() == "table rows 5"
+            assert outputs[6].split() == ["sent", "True", "table", "rows", "5"]
             assert outputs[7].strip() == "last cell ran"
-            # The widgets' updates went out to the front end as trait updates (no Output widget).
-            values = [str(state.get("value", "")) for state in kernel.comm_updates]
-            assert any('data-kind="chatMessageReceived"' in v for v in values)
-            assert any(">m2<" in v for v in values if "chatnb-transcript" in v)  # Geeta's view
-            assert not any("outputs" in state for state in kernel.comm_updates)
+            # The widgets' updates went out to the front end as small custom messages by id (no Output
+            # widget, no re-rendered transcript).
+            custom = [m["content"] for m in kernel.comm_msgs if m.get("method") == "custom"]
+            adds = [c["m"] for c in custom if c.get("op") == "add"]
+            assert any(m.get("h") == "m2" for m in adds)  # Geeta's view
+            assert any(c.get("op") == "row" and c["row"]["kind"] == "chatMessageReceived" for c in custom)
+            updates = [m.get("state", {}) for m in kernel.comm_msgs if m.get("method") == "update"]
+            assert not any("outputs" in state for state in updates)
         finally:
             kernel.execute_quietly("emu.stop()")

@@ -10,9 +10,9 @@ import pytest
 from chatnb.events import parse_event
 from chatnb.widgets import EventTable
 from chatnb.widgets._describe import describe_event
-from chatnb.widgets._html import esc, format_time, render_content, sanitize_html
-from chatnb.widgets._live import Throttle, raw_id
-from chatnb.widgets._table import matcher, rows_html
+from chatnb.widgets._html import esc, linkify, render_content, sanitize_html, time_tag
+from chatnb.widgets._live import default_display_name, raw_id, token_user_id
+from chatnb.widgets._table import matcher, row_wire, rows_html
 
 JACK = "8:acs:resource_jack"
 THREAD = "19:abc@thread.v2"
@@ -71,10 +71,47 @@ def test_text_messages_are_escaped_not_interpreted() -> None:
     assert esc(None) == "" and esc("a\"'<") == "a&quot;&#x27;&lt;"
 
 
-def test_format_time_is_local_hours_and_minutes() -> None:
-    when = datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)
-    assert format_time(when) == when.astimezone().strftime("%H:%M")
-    assert format_time(None) == ""
+def test_urls_in_text_become_links_and_nothing_else_does() -> None:
+    html = linkify("see https://example.org/a?b=1&c=2, or http://x.test/(y). not javascript:alert(1)")
+    assert (
+        '<a href="https://example.org/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer nofollow">'
+        in html
+    )
+    assert (
+        'href="http://x.test/(y)"' not in html and 'href="http://x.test/(y"' in html
+    )  # closing ")." left out
+    assert "javascript:alert(1)" in html and 'href="javascript' not in html
+    assert linkify('"><script>https://a.test/"onload=x') == (
+        '&quot;&gt;&lt;script&gt;<a href="https://a.test/" target="_blank" '
+        'rel="noopener noreferrer nofollow">https://a.test/</a>&quot;onload=x'
+    )
+
+
+def test_images_in_html_messages_become_links_and_are_never_fetched() -> None:
+    cleaned = sanitize_html('<p>cat: <img src="https://cats.test/a.png" alt="a &quot;cat&quot;"></p>')
+    assert "<img" not in cleaned
+    assert '<a href="https://cats.test/a.png" class="chatnb-image-link"' in cleaned
+    assert "[image: a &quot;cat&quot;]" in cleaned
+    assert "<img" not in sanitize_html('<img src="/files/secret.png">')  # relative: dropped
+    assert sanitize_html('<img src="data:image/png;base64,AAAA">') == ""
+
+
+def test_times_in_snapshots_are_utc_time_elements() -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert time_tag(when) == '<time datetime="2026-01-02T03:04:05Z">2026-01-02 03:04 UTC</time>'
+    assert time_tag(None) == ""
+
+
+def test_the_one_place_the_widgets_read_a_display_name_and_a_token() -> None:
+    class Thread:
+        default_display_name = None
+        _default_display_name = "Jack"
+
+    assert default_display_name(Thread()) == "Jack"  # the client without the public property yet
+    Thread.default_display_name = "Geeta"  # type: ignore[assignment]
+    assert default_display_name(Thread()) == "Geeta"
+    with pytest.raises(ValueError):
+        token_user_id("not a token")
 
 
 def test_event_table_is_bounded_newest_first_and_counts_since_clear() -> None:
@@ -116,7 +153,7 @@ def test_rows_render_escaped_with_kind_selectors() -> None:
     table = EventTable()
     table.add(received(1, "<img src=x onerror=alert(1)>"))
     html = rows_html(table.rows(), 10)
-    assert 'data-kind="chatMessageReceived"' in html
+    assert 'data-kind="chatMessageReceived"' in html and "UTC</time>" in html
     assert "<img" not in html and "&lt;img" in html
 
 
@@ -153,21 +190,13 @@ def test_raw_id_of_identifiers_participants_and_strings() -> None:
     assert raw_id(None) == "" and raw_id("8:acs:x") == "8:acs:x"
 
 
-def test_throttle_coalesces_calls_into_one_trailing_call() -> None:
-    calls: list[int] = []
-    done = threading.Event()
-
-    def fn() -> None:
-        calls.append(1)
-        if len(calls) == 2:
-            done.set()
-
-    throttle = Throttle(fn, interval=0.3)
-    for _ in range(10):
-        throttle()
-    assert len(calls) == 1  # the first call is immediate, the rest wait for one trailing call
-    assert done.wait(5)
-    assert len(calls) == 2
+def test_event_rows_go_to_the_browser_with_epoch_times() -> None:
+    table = EventTable()
+    row = table.add(received(1, "hello"))
+    assert row is not None
+    wire = row_wire(row)
+    assert wire["kind"] == "chatMessageReceived" and wire["from"] == "Jack" and wire["sum"] == "hello"
+    assert wire["at"] == int(row.received_at.timestamp() * 1000)
 
 
 def test_widgets_all_is_complete() -> None:
@@ -175,10 +204,17 @@ def test_widgets_all_is_complete() -> None:
 
     import chatnb.widgets
     from chatnb.widgets import (
+        _base,
         _describe,
+        _history,
         _html,
         _live,
+        _outbox,
+        _own,
         _table,
+        _target,
+        _transcript,
+        _worker,
         chat_view,
         composer,
         event_log,
@@ -188,10 +224,17 @@ def test_widgets_all_is_complete() -> None:
 
     for module in (
         chatnb.widgets,
+        _base,
         _describe,
+        _history,
         _html,
         _live,
+        _outbox,
+        _own,
         _table,
+        _target,
+        _transcript,
+        _worker,
         chat_view,
         composer,
         event_log,

@@ -1,24 +1,29 @@
-"""Notebook widgets for chat, built from standard ipywidgets (no front-end build step).
+"""Notebook widgets for chat: anywidget front ends (one ES module, no build step) over the real-time events.
 
->>> from chatnb.widgets import ChatPanel, EventLog, MessageComposer
+>>> from chatnb.widgets import ChatPanel, EventLog
 >>> ChatPanel(jack, thread.thread_id)       # transcript, composer, participants and event log
->>> log = EventLog(jack.chat_client); log.wait_for(1, event_type="chatMessageReceived")
+>>> log = EventLog(jack); log.wait_for(1, event_type="chatMessageReceived")
 
-- :class:`MessageComposer`: text box and Send button; Enter sends; typing notifications.
+- :class:`ChatView`: the transcript, live and incremental (one small message per change, the DOM patched
+  in place), the whole history on scrolling up, grouped bubbles with avatars and dates, "n new messages",
+  an unread divider, edit and delete of your own messages, read receipts for what was seen, "Seen by".
+- :class:`MessageComposer`: multi-line (Enter sends, Shift+Enter new line), per-message status, typing
+  notifications, each message sent once.
 - :class:`EventLog`: live, bounded table of real-time events; filter, pause, clear, ``to_dataframe()``,
-  ``wait_for()``.
-- :class:`ChatView`: the transcript as bubbles, live (edits and deletions in place), typing indicator,
-  read state.
+  ``wait_for()``; receipts and typing hidden unless asked for.
 - :class:`ParticipantList`: live participant list with Add and Remove.
-- :class:`ChatPanel`: all four for one user in one thread.
+- :class:`ChatPanel`: all four for one user in one thread, in a layout that stacks below ~700 px.
 
-Widgets update by setting traits from real-time handlers, never by writing into an ``Output`` widget, so
-they keep working when cells are queued with "Run All". Message content is escaped, and ``html``
-messages are sanitised. Every widget carries ``chatnb-*`` CSS classes for styling and tests.
+Every widget takes a thread client, a chat client and a thread, or a ``session.user(...)`` (and a thread),
+the same way. Network calls run off the kernel's loop and state changes are serialised (see
+:mod:`chatnb.widgets._live` for the threads-and-loops model); widgets never print or write to an
+``Output``. Message text is escaped, ``html`` messages are sanitised and their images become links.
+Each widget's mime bundle carries a static HTML snapshot for GitHub, nbviewer and nbval.
 """
 
 from __future__ import annotations
 
+from ._worker import Job
 from .chat_view import ChatView, TranscriptItem
 from .composer import MessageComposer
 from .event_log import EVENT_COLUMNS, EventLog, EventRow, EventTable
@@ -32,6 +37,7 @@ __all__ = [
     "EventLog",
     "EventRow",
     "EventTable",
+    "Job",
     "MessageComposer",
     "ParticipantList",
     "TranscriptItem",

@@ -1,13 +1,14 @@
-"""Safe HTML for the widgets: escaping, sanitising chat ``html`` messages, the shared stylesheet.
+"""Safe HTML for the widgets: escaping, links, sanitising chat ``html`` messages, static snapshots.
 
-ipywidgets' ``HTML`` widget assigns its value to ``innerHTML`` without sanitising it, so an ``<img
-onerror=...>`` in a chat message would run script in the notebook page. Everything the widgets render goes
-through here: text is escaped, and ``html`` messages are cleaned with nh3 (an allow-list of formatting
-tags; no ``<script>``/``<style>``, no event-handler or ``style`` attributes, links and images only to
+Message content is rendered to HTML here, in the kernel, and the front ends insert it as given: text is
+escaped (``http``/``https`` URLs become links), and ``html`` messages are cleaned with nh3 (an allow-list
+of formatting tags; no ``<script>``/``<style>``, no event-handler or ``style`` attributes, links only to
 ``http``/``https``/``mailto`` URLs, relative URLs dropped so a message cannot reach the Jupyter server).
+Images are never shown: a chat message must not make the reader's browser fetch anything, so an absolute
+image URL becomes a link saying ``[image: alt]`` (one the reader may choose to follow).
 
->>> render_content("<b>hi</b>", "text")
-'&lt;b&gt;hi&lt;/b&gt;'
+>>> render_content("<b>hi</b> see https://example.org/x.", "text")
+'&lt;b&gt;hi&lt;/b&gt; see <a href="https://example.org/x" target="_blank" rel="noopener noreferrer nofollow">https://example.org/x</a>.'
 >>> render_content('<b onclick="x()">hi</b><script>alert(1)</script>', "html")
 '<b>hi</b>'
 """
@@ -15,11 +16,20 @@ tags; no ``<script>``/``<style>``, no event-handler or ``style`` attributes, lin
 from __future__ import annotations
 
 import html
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 
 import nh3
 
-__all__ = ["CSS", "esc", "format_time", "render_content", "sanitize_html", "style_tag"]
+__all__ = [
+    "SNAPSHOT_CSS",
+    "esc",
+    "linkify",
+    "render_content",
+    "sanitize_html",
+    "snapshot",
+    "time_tag",
+]
 
 _URL_SCHEMES = {"http", "https", "mailto"}
 _TAGS = {
@@ -29,11 +39,16 @@ _TAGS = {
 }  # fmt: skip
 _ATTRIBUTES = {
     "a": {"href", "title"},
-    "img": {"src", "alt", "title", "width", "height"},
+    "img": {"src", "alt", "title"},
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan", "scope"},
     "ol": {"start"},
 }
+_LINK_ATTRS = 'target="_blank" rel="noopener noreferrer nofollow"'
+_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\""
+_IMG = re.compile(r"<img\b([^>]*)>", re.IGNORECASE)
+_ATTR = re.compile(r'([a-zA-Z-]+)="([^"]*)"')
 
 
 def esc(value: object) -> str:
@@ -41,9 +56,35 @@ def esc(value: object) -> str:
     return "" if value is None else html.escape(str(value), quote=True)
 
 
+def linkify(text: str) -> str:
+    """Plain text as HTML: escaped, newlines as ``<br>``, ``http(s)`` URLs as links (new tab, no referrer)."""
+    parts: list[str] = []
+    last = 0
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(_TRAILING)
+        end = match.start() + len(url)
+        if len(url) <= len("https://"):
+            continue
+        parts.append(esc(text[last : match.start()]))
+        parts.append(f'<a href="{esc(url)}" {_LINK_ATTRS}>{esc(url)}</a>')
+        last = end
+    parts.append(esc(text[last:]))
+    return "".join(parts).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def _image_as_link(match: re.Match[str]) -> str:
+    attrs = dict(_ATTR.findall(match.group(1)))  # nh3's output: every value double-quoted and escaped
+    src, label = attrs.get("src", ""), attrs.get("alt") or attrs.get("title") or ""
+    if not src:
+        return ""
+    text = f"[image: {label}]" if label else "[image]"
+    return f'<a href="{src}" class="chatnb-image-link" {_LINK_ATTRS}>{text}</a>'
+
+
 def sanitize_html(content: str) -> str:
-    """Clean an ``html`` chat message: formatting tags only, no script, handlers or unsafe URLs."""
-    return nh3.clean(
+    """Clean an ``html`` chat message: formatting tags only, no script, handlers, unsafe URLs or images
+    (an absolute image URL becomes a link to it)."""
+    cleaned: str = nh3.clean(
         content,
         tags=_TAGS,
         clean_content_tags={"script", "style"},
@@ -53,67 +94,49 @@ def sanitize_html(content: str) -> str:
         link_rel="noopener noreferrer nofollow",
         set_tag_attribute_values={"a": {"target": "_blank"}},
     )
+    return _IMG.sub(_image_as_link, cleaned)
 
 
 def render_content(content: str | None, message_type: object) -> str:
-    """A message's content as HTML: sanitised if its type is ``html``, else escaped (newlines kept)."""
+    """A message's content as HTML: sanitised if its type is ``html``, else escaped with links."""
     if not content:
         return ""
     if str(message_type).lower() == "html":
         return sanitize_html(content)
-    return esc(content).replace("\n", "<br>")
+    return linkify(content)
 
 
-def format_time(value: datetime | None) -> str:
-    """``HH:MM`` in the kernel's local time zone (empty for ``None``)."""
+def time_tag(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
+    """A ``<time>`` element in UTC (the kernel's time zone is nobody's in particular; empty for ``None``).
+
+    Front ends re-render times in the reader's time zone; snapshots keep UTC, said so.
+    """
     if value is None:
         return ""
-    return value.astimezone().strftime("%H:%M")
+    utc = value.astimezone(timezone.utc)
+    return f'<time datetime="{utc.strftime("%Y-%m-%dT%H:%M:%SZ")}">{utc.strftime(fmt)}</time>'
 
 
-# Every class is prefixed ``chatnb-``; the widgets add ``chatnb-*`` classes to their ipywidgets too.
-CSS = """
-.chatnb-transcript{display:flex;flex-direction:column-reverse;gap:4px;max-height:360px;overflow-y:auto;
-  padding:6px;border:1px solid #d0d7de;border-radius:6px;background:#f6f8fa;font-size:13px;min-height:60px}
-.chatnb-msg{display:flex;flex-direction:column;max-width:75%}
-.chatnb-msg.chatnb-own{align-self:flex-end;align-items:flex-end}
-.chatnb-msg.chatnb-other{align-self:flex-start;align-items:flex-start}
-.chatnb-msg.chatnb-system{align-self:center;align-items:center;max-width:90%;color:#57606a;font-size:12px;
-  font-style:italic}
-.chatnb-meta{font-size:11px;color:#57606a;margin:0 6px}
-.chatnb-bubble{padding:6px 10px;border-radius:12px;word-wrap:break-word;overflow-wrap:anywhere;
-  line-height:1.35}
-.chatnb-own .chatnb-bubble{background:#0969da;color:#fff;border-bottom-right-radius:3px}
-.chatnb-own .chatnb-bubble a{color:#fff}
-.chatnb-other .chatnb-bubble{background:#fff;color:#1f2328;border:1px solid #d0d7de;
-  border-bottom-left-radius:3px}
-.chatnb-deleted .chatnb-bubble{background:transparent;color:#57606a;font-style:italic;
-  border:1px dashed #d0d7de}
-.chatnb-receipt{font-size:11px;color:#57606a;margin:0 6px}
-.chatnb-typing{font-size:12px;color:#57606a;font-style:italic;min-height:18px;padding:0 6px}
-.chatnb-empty{color:#57606a;font-style:italic;align-self:center}
-.chatnb-status{font-size:12px;min-height:18px}
-.chatnb-status-ok{color:#1a7f37}
-.chatnb-status-error{color:#cf222e}
-.chatnb-status-busy{color:#57606a}
-.chatnb-events{max-height:260px;overflow-y:auto;border:1px solid #d0d7de;border-radius:6px}
-.chatnb-events table{border-collapse:collapse;width:100%;font-size:12px;table-layout:fixed}
-.chatnb-events th{position:sticky;top:0;background:#f6f8fa;text-align:left;padding:3px 6px}
-.chatnb-events th.chatnb-when{width:64px}
-.chatnb-events th.chatnb-kind{width:190px}
-.chatnb-events th.chatnb-from{width:80px}
-.chatnb-events td{border-top:1px solid #eaeef2;padding:3px 6px;vertical-align:top;overflow-wrap:anywhere}
-.chatnb-events td.chatnb-kind{font-family:monospace;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.chatnb-events td.chatnb-when{white-space:nowrap;color:#57606a}
-.chatnb-events td.chatnb-from{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.chatnb-count{font-size:12px;color:#57606a;white-space:nowrap;padding:0 6px}
-.chatnb-people{font-size:13px}
-.chatnb-person-name{font-weight:600}
-.chatnb-person-id{font-size:11px;color:#57606a;font-family:monospace}
-.chatnb-heading{font-weight:600;font-size:13px}
+# Static snapshots (text/html beside the widget view): readable with no CSS at all (GitHub strips it), and
+# a little nicer where styles survive (nbviewer, nbconvert). Colours follow JupyterLab when present.
+SNAPSHOT_CSS = """
+.chatnb-snapshot{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;
+  color:var(--jp-ui-font-color1,#1f2328);border:1px solid var(--jp-border-color2,#d0d7de);border-radius:6px;
+  padding:6px 10px;max-width:760px}
+.chatnb-snapshot-note{font-size:12px;color:var(--jp-ui-font-color2,#57606a);margin:0 0 6px}
+.chatnb-snapshot-msg{margin:4px 0}
+.chatnb-snapshot-msg.chatnb-own{text-align:right}
+.chatnb-snapshot-msg.chatnb-system{text-align:center;font-style:italic;color:var(--jp-ui-font-color2,#57606a)}
+.chatnb-snapshot time{font-size:11px;color:var(--jp-ui-font-color2,#57606a)}
+.chatnb-snapshot table{border-collapse:collapse;font-size:12px}
+.chatnb-snapshot td,.chatnb-snapshot th{text-align:left;padding:2px 6px;vertical-align:top}
 """
 
 
-def style_tag() -> str:
-    """The stylesheet as a ``<style>`` element (an ``HTML`` widget holding it styles the whole page)."""
-    return f"<style>{CSS}</style>"
+def snapshot(kind: str, title: str, body: str) -> str:
+    """A static snapshot of a widget: a titled, read-only block (``kind`` names its ``chatnb-snapshot-*``
+    class). ``body`` must already be safe HTML."""
+    return (
+        f'<div class="chatnb-snapshot chatnb-snapshot-{esc(kind)}"><style>{SNAPSHOT_CSS}</style>'
+        f'<p class="chatnb-snapshot-note">{esc(title)}</p>{body}</div>'
+    )

@@ -1,10 +1,24 @@
-"""Plumbing shared by the widgets: real-time subscriptions, calls to sync or async clients, throttled
-re-rendering, and blocking waits that let a notebook kernel's loop turn.
+"""Plumbing shared by the widgets: threads and loops, real-time subscriptions, calls off the kernel loop.
 
-Handlers registered with ``ChatClient.on()`` run on the kernel's event loop (a sync client in a notebook),
-on the loop of an async client, or on a background thread (a sync client where no loop runs, as in a
-script or a test). The widgets therefore only ever *set traits* from handlers (never ``with output:``),
-guard their state with a lock, and coalesce re-renders (:class:`Throttle`).
+The execution model (tested in ``tests/test_widgets_threads.py``):
+
+- **Real-time handlers** (``ChatClient.on``) run on the kernel's event loop (a sync client in a notebook),
+  on the loop of an async client, or on the client's background thread (a sync client where no loop runs,
+  as in a script or a test).
+- **UI callbacks** (messages from the browser) run wherever ipykernel delivers comm messages: the main
+  shell thread, or, under ipykernel 7 with JupyterLab 4.6, a *subshell thread* with a loop of its own.
+- **Network calls** a widget makes (send, edit, delete, receipts, typing, paging) never run on the kernel's
+  loop: a ``Worker`` (:mod:`chatnb.widgets._worker`) runs a sync client's calls one at a time, in order,
+  on a thread of its own, and schedules an async client's coroutines on the loop the widget was made on
+  (from any thread), likewise one at a time.
+- **State changes are serialised**: each widget changes its state and queues the matching delta under
+  one lock, and one thread (``emit``'s, in :mod:`chatnb.widgets._worker`) sends every delta of every
+  widget, in that order. ipykernel
+  keeps the order of messages sent from one thread only (each thread has its own pipe to the IOPub
+  thread), so deltas sent from the comm thread and from the loop could overtake each other; through one
+  sender they cannot, and the front end sees the changes in the order they were made.
+- Widgets never print and never write into an ``Output`` (output from a background thread lands under
+  whatever cell runs at the time): errors are shown in the widget itself.
 """
 
 from __future__ import annotations
@@ -13,8 +27,7 @@ import asyncio
 import contextlib
 import inspect
 import threading
-import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..events import EVENT_NAMES
@@ -22,9 +35,8 @@ from ..events import EVENT_NAMES
 __all__ = [
     "EVENT_NAMES",
     "Subscription",
-    "Throttle",
-    "call",
     "chat_client_for",
+    "default_display_name",
     "describe_error",
     "is_async_client",
     "own_user_id",
@@ -32,6 +44,7 @@ __all__ = [
     "raw_id",
     "release_chat_client",
     "run_blocking",
+    "token_user_id",
 ]
 
 T = TypeVar("T")
@@ -59,11 +72,33 @@ def raw_id(value: object) -> str:
     return str(value)
 
 
-def _user_of(token: Any) -> str | None:
-    from .._polling import user_of_token
+def token_user_id(token: str) -> str:
+    """The ACS user id an access token was issued for (the one place the widgets decode a token).
 
+    Raises:
+        ValueError: for something that is not a chatnb/ACS access token.
+    """
+    from .. import credential
+
+    decode: Any = getattr(credential, "token_user_id", None)  # the public helper
+    if decode is None:  # before it exists: the polling engine's
+        from .._polling import user_of_token
+
+        decode = user_of_token
+    return str(decode(token))
+
+
+def default_display_name(thread_client: Any) -> str | None:
+    """The display name a thread client signs messages with by default (the one place the widgets read it)."""
+    name = getattr(thread_client, "default_display_name", None)
+    if name is None:  # clients without the public property yet
+        name = getattr(thread_client, "_default_display_name", None)
+    return name if isinstance(name, str) and name else None
+
+
+def _user_of(token: Any) -> str | None:
     try:
-        return user_of_token(str(getattr(token, "token", token)))
+        return token_user_id(str(getattr(token, "token", token)))
     except ValueError:
         return None
 
@@ -170,40 +205,6 @@ def _keep(future: asyncio.Future[Any]) -> asyncio.Future[Any]:
     return future
 
 
-def call(
-    fn: Callable[..., Any],
-    *args: Any,
-    on_done: Callable[[Any], None],
-    on_error: Callable[[Exception], None],
-    **kwargs: Any,
-) -> asyncio.Task[Any] | None:
-    """Call ``fn``; hand its result to ``on_done`` (or its exception to ``on_error``).
-
-    A sync client's method completes before this returns (``None``); an async client's coroutine is
-    scheduled on the running loop and its task returned.
-    """
-    try:
-        result = fn(*args, **kwargs)
-    except Exception as exc:
-        on_error(exc)
-        return None
-    if not inspect.isawaitable(result):
-        on_done(result)
-        return None
-
-    async def finish(awaitable: Awaitable[Any]) -> None:
-        try:
-            value = await awaitable
-        except Exception as exc:
-            on_error(exc)
-        else:
-            on_done(value)
-
-    task = asyncio.ensure_future(finish(result))
-    _keep(task)
-    return task
-
-
 def describe_error(exc: BaseException) -> str:
     """One readable line for an exception (its class and message, no traceback)."""
     lines = str(exc).strip().splitlines()
@@ -225,7 +226,7 @@ class Subscription:
         self.start_task: asyncio.Future[Any] | None = None
         started = chat_client.start_realtime_notifications()
         if inspect.isawaitable(started):
-            self.start_task = asyncio.ensure_future(started)
+            self.start_task = _keep(asyncio.ensure_future(started))
 
     def close(self) -> bool:
         """Remove the handlers; ``True`` the first time, ``False`` if already closed."""
@@ -236,57 +237,6 @@ class Subscription:
             with contextlib.suppress(Exception):
                 self.chat_client.off(name, self._handler)
         return True
-
-
-class Throttle:
-    """Call ``fn`` at most once per ``interval`` seconds; requests in between are coalesced into one
-    trailing call, made on the requesting loop (``call_later``) or, with no loop, on a timer thread."""
-
-    def __init__(self, fn: Callable[[], None], interval: float = 0.1) -> None:
-        self._render = fn
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._running = threading.RLock()  # one render at a time: the last one to run saw the latest state
-        self._last = float("-inf")
-        self._pending = False
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self._pending:
-                return
-            delay = self._last + self.interval - time.monotonic()
-            if delay > 0:
-                self._pending = True
-            else:
-                self._last = time.monotonic()
-        if delay <= 0:
-            self._fn()
-            return
-        try:
-            asyncio.get_running_loop().call_later(delay, self._fire)
-        except RuntimeError:
-            timer = threading.Timer(delay, self._fire)
-            timer.daemon = True
-            timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if not self._pending:
-                return
-            self._pending = False
-            self._last = time.monotonic()
-        self._fn()
-
-    def _fn(self) -> None:
-        with self._running:
-            self._render()
-
-    def flush(self) -> None:
-        """Call ``fn`` now (a pending trailing call is dropped)."""
-        with self._lock:
-            self._pending = False
-            self._last = time.monotonic()
-        self._fn()
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

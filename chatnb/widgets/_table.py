@@ -17,7 +17,10 @@ from . import _html
 from ._describe import describe_event
 from ._live import EVENT_NAMES
 
-__all__ = ["EventRow", "EventTable", "Match", "matcher", "rows_html"]
+__all__ = ["NOISY", "EventRow", "EventTable", "Match", "matcher", "row_wire", "rows_html", "who"]
+
+NOISY = frozenset({"readReceiptReceived", "typingIndicatorReceived"})
+"""Events the log collects but shows only when asked (``show_noisy``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,20 +160,34 @@ class EventTable:
                 self._waiters.remove(waiter)
 
 
+def who(row: EventRow) -> str:
+    """Who an event is from: the display name, else the end of the raw id (the whole id is long)."""
+    rid = row.sender_id
+    return row.sender_display_name or (f"…{rid[-8:]}" if len(rid) > 12 else rid)
+
+
+def row_wire(row: EventRow) -> dict[str, object]:
+    """A row as the event log's front end gets it (times in ms since the epoch; it formats them)."""
+    return {
+        "seq": row.seq,
+        "at": int(row.received_at.timestamp() * 1000),
+        "kind": row.kind,
+        "from": who(row),
+        "sum": row.summary,
+    }
+
+
 def rows_html(rows: list[EventRow], limit: int) -> str:
-    """The rows as the log's table (at most ``limit``), every value escaped."""
+    """The rows as a static table (at most ``limit``), every value escaped, times in UTC."""
     if not rows:
-        return '<div class="chatnb-events"><div class="chatnb-empty">No events yet.</div></div>'
+        return "<p><i>No events yet.</i></p>"
     body = "".join(
-        f'<tr class="chatnb-event-row" data-kind="{_html.esc(r.kind)}" data-seq="{r.seq}">'
-        f'<td class="chatnb-when">{_html.esc(r.received_at.astimezone().strftime("%H:%M:%S"))}</td>'
-        f'<td class="chatnb-kind">{_html.esc(r.kind)}</td>'
-        f'<td class="chatnb-from">{_html.esc(r.sender_display_name or r.sender_id)}</td>'
-        f"<td>{_html.esc(r.summary)}</td></tr>"
+        f'<tr class="chatnb-event-row" data-kind="{_html.esc(r.kind)}">'
+        f"<td>{_html.time_tag(r.received_at, '%H:%M:%S UTC')}</td><td><code>{_html.esc(r.kind)}</code></td>"
+        f"<td>{_html.esc(who(r))}</td><td>{_html.esc(r.summary)}</td></tr>"
         for r in rows[:limit]
     )
     return (
-        '<div class="chatnb-events"><table><thead><tr><th class="chatnb-when">time</th>'
-        '<th class="chatnb-kind">event</th><th class="chatnb-from">from</th>'
-        f"<th>details</th></tr></thead><tbody>{body}</tbody></table></div>"
+        "<table><thead><tr><th>time</th><th>event</th><th>from</th><th>details</th></tr></thead>"
+        f"<tbody>{body}</tbody></table>"
     )

@@ -1,14 +1,20 @@
 """``EventLog``: a live, bounded table of a chat client's real-time events, newest first.
 
->>> log = EventLog(jack.chat_client)          # subscribes and starts real-time notifications
->>> log                                        # the table, with a type filter, Pause and Clear
+>>> log = EventLog(jack)                      # a user, a chat client, or a thread client (its thread)
+>>> log                                        # the table: type filter, Pause, Clear
 >>> thread.send_message("hi")
 >>> log.wait_for(1, event_type="chatMessageReceived", timeout=10)   # blocks until it arrived
 >>> log.to_dataframe()
 
-Events are kept in an :class:`EventTable` (bounded, thread-safe) that the widget renders into an ``HTML``
-widget's value: handlers never write to an ``Output`` widget, so nothing lands in the wrong cell when
-cells are queued with "Run All".
+An anywidget (``chatnb.js``): each event adds one small row message; filtering, pausing and clearing
+resend at most ``show_rows`` rows. Read receipts and typing notifications are collected (and counted in
+``to_dataframe``) but hidden from the table unless "receipts and typing" is ticked (``show_noisy``).
+
+Where ``print`` output goes: a handler registered with ``chat_client.on(...)`` runs when the event
+arrives, and the kernel sends whatever it prints to the cell that is running *then* (or the last one that
+ran), not to the cell that registered it. To watch events, use an ``EventLog``; to print from a handler,
+print into an ``ipywidgets.Output`` shown where you want it (``out.append_stdout(text)``, safe from any
+thread, rather than ``with out:``). The widgets themselves never print.
 """
 
 from __future__ import annotations
@@ -16,26 +22,22 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-import ipywidgets as widgets
 import pandas as pd
+import traitlets as t
 
 from ..events import Event
-from . import _html
-from ._live import (
-    EVENT_NAMES,
-    Subscription,
-    Throttle,
-    chat_client_for,
-    is_async_client,
-    release_chat_client,
-    run_blocking,
-)
-from ._table import EventRow, EventTable, Match, matcher, rows_html
+from ._base import ChatWidget
+from ._live import EVENT_NAMES, Subscription, chat_client_for, is_async_client, run_blocking
+from ._table import NOISY, EventRow, EventTable, Match, matcher, row_wire, rows_html
+from ._target import resolve_target
+from ._worker import emit
 
 __all__ = ["EVENT_COLUMNS", "EventLog", "EventRow", "EventTable"]
 
+HERE = Path(__file__).parent
 EVENT_COLUMNS: dict[str, str] = {
     "received_at": "datetime64[ns, UTC]",
     "kind": "string",
@@ -58,108 +60,110 @@ def _loop_running() -> bool:
     return True
 
 
-class EventLog(widgets.VBox):  # type: ignore[misc]
-    """A live table of ``chat_client``'s real-time events, newest first, with a type filter, Pause
-    (the table stops moving; events are still collected) and Clear.
+class EventLog(ChatWidget):
+    """A live table of real-time events, newest first, with a type filter, Pause (the table stops
+    moving; events are still collected) and Clear.
 
     Args:
-        chat_client: a :class:`chatnb.ChatClient` (or :class:`chatnb.aio.ChatClient`); its real-time
-            notifications are started.
-        max_events: how many events the log keeps (older ones are dropped).
+        target: a chat client (its events), a ``session.user(...)`` (the user's), or a thread client
+            (its thread's, through the chat client shared per credential); its real-time notifications
+            are started.
         thread_id: only log events of this thread (connection events are always logged).
+        max_events: how many events the log keeps (older ones are dropped).
         events: the event names to subscribe to (all by default).
         show_rows: how many rows the table shows at most.
+        show_noisy: show read receipt and typing rows (hidden by default; they are still collected).
 
     ``log.wait_for(n)`` blocks until ``n`` events (of ``event_type``, accepted by ``predicate``) were
     received since the log was created or cleared, and returns the latest ``n`` of them. Over an async
     client, ``wait_for`` is a coroutine (``await log.wait_for(n)``); ``wait_for_async`` always is.
     """
 
+    _esm = HERE / "chatnb.js"
+    snapshot_kind = "events"
+    _kind = t.Unicode("events").tag(sync=True)
+    kind_filter = t.Unicode("").tag(sync=True)
+    show_noisy = t.Bool(False).tag(sync=True)
+    paused = t.Bool(False).tag(sync=True)
+    total = t.Int(0).tag(sync=True)
+    event_names = t.List(t.Unicode(), default_value=list(EVENT_NAMES)).tag(sync=True)
+
     def __init__(
         self,
-        chat_client: Any,
+        target: Any,
         *,
         max_events: int = 200,
         thread_id: str | None = None,
         events: Iterable[str] = EVENT_NAMES,
         show_rows: int = 100,
+        show_noisy: bool = False,
         **kwargs: Any,
     ) -> None:
+        found = resolve_target("EventLog", target, need_thread=False)
+        names = tuple(events)
+        for name in names:
+            matcher(name, None)  # unknown names: ValueError now, before any widget exists
         self.table = EventTable(max_events)
-        self.thread_id = thread_id
+        self.thread_id = thread_id or found.thread_id
         self.show_rows = show_rows
-        self._async = is_async_client(chat_client)
-        self.filter = widgets.Dropdown(
-            options=[("all events", "")] + [(name, name) for name in EVENT_NAMES],
-            value="",
-            description="Show",
-            layout=widgets.Layout(width="250px"),
-        )
-        self.filter.add_class("chatnb-event-filter")
-        self.pause_button = widgets.ToggleButton(value=False, description="Pause", icon="pause")
-        self.pause_button.add_class("chatnb-event-pause")
-        self.clear_button = widgets.Button(description="Clear", icon="trash")
-        self.clear_button.add_class("chatnb-event-clear")
-        self.counter = widgets.HTML()
-        self.counter.add_class("chatnb-event-count")
-        self.table_html = widgets.HTML()
-        self.table_html.add_class("chatnb-event-table")
-        header = widgets.HBox([self.filter, self.pause_button, self.clear_button, self.counter])
-        super().__init__([widgets.HTML(_html.style_tag()), header, self.table_html], **kwargs)
+        self._lock = threading.RLock()
+        super().__init__(show_noisy=show_noisy, **kwargs)
         self.add_class("chatnb-event-log")
-        self._throttle = Throttle(self._render, 0.1)
-        self.filter.observe(lambda _: self._throttle.flush(), "value")
-        self.pause_button.observe(self._on_pause, "value")
-        self.clear_button.on_click(lambda _: self.clear())
-        self._render()
-        self.chat_client = chat_client_for(None, chat_client)
-        self.subscription = Subscription(chat_client, self._on_event, tuple(events))
+        chat_client = found.chat_client
+        self._async = is_async_client(chat_client if chat_client is not None else found.thread_client)
+        self.chat_client = chat_client_for(found.thread_client, chat_client)
+        self.on_msg(self._on_front_end)
+        self.observe(self._on_view_change, ["kind_filter", "show_noisy", "paused"])
+        self.subscription = Subscription(self.chat_client, self.handle_event, names)
 
     # -- live -------------------------------------------------------------------------------------
 
-    def _on_event(self, event: Event) -> None:
-        if self.table.add(event, thread_id=self.thread_id) is not None and not self.paused:
-            self._throttle()
+    def _shown(self, row: EventRow) -> bool:
+        if self.kind_filter:
+            return row.kind == self.kind_filter
+        return self.show_noisy or row.kind not in NOISY
 
-    def _on_pause(self, change: dict[str, Any]) -> None:
-        self.pause_button.description = "Resume" if change["new"] else "Pause"
-        self.pause_button.icon = "play" if change["new"] else "pause"
-        self._throttle.flush()
+    def handle_event(self, event: Event) -> None:
+        """Log ``event`` (its subscription calls this) and add its row to the table unless paused."""
+        with self._lock:
+            row = self.table.add(event, thread_id=self.thread_id)
+            if row is None:
+                return
+            self.total = len(self.table)
+            if not self.paused and self._shown(row):
+                emit(self, {"op": "row", "row": row_wire(row), "keep": self.show_rows})
 
-    @property
-    def paused(self) -> bool:
-        """Whether the table is frozen (events are still collected)."""
-        return bool(self.pause_button.value)
+    def _on_view_change(self, change: dict[str, Any]) -> None:
+        if not self.paused:
+            self._send_rows()
 
-    @paused.setter
-    def paused(self, value: bool) -> None:
-        self.pause_button.value = bool(value)
+    def _send_rows(self) -> None:
+        with self._lock:
+            rows = [r for r in self.table.rows() if self._shown(r)][: self.show_rows]
+            emit(self, {"op": "rows", "rows": [row_wire(r) for r in rows]})
+
+    def _on_front_end(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
+        if content.get("op") == "hello":
+            self._send_rows()
+        elif content.get("op") == "clear":
+            self.clear()
 
     def clear(self) -> None:
         """Empty the log (and restart the counts :meth:`wait_for` waits on)."""
-        self.table.clear()
-        self._throttle.flush()
-
-    def close(self) -> None:
-        """Unsubscribe and close the widget."""
-        if self.subscription.close():
-            release_chat_client(self.chat_client)
-        super().close()
-
-    def _render(self) -> None:
-        kind = self.filter.value
-        rows = self.table.rows(matcher(kind, None) if kind else None)
-        total = len(self.table)
-        shown = f"{len(rows)} of {total}" if kind else str(total)
-        state = " · paused" if self.paused else ""
-        self.counter.value = f'<span class="chatnb-count">{shown} events{state}</span>'
-        if self.paused:
-            return
-        self.table_html.value = rows_html(rows, self.show_rows)
+        with self._lock:
+            self.table.clear()
+            self.total = 0
+            self._send_rows()
 
     def refresh(self) -> None:
-        """Re-render the table now."""
-        self._throttle.flush()
+        """Send the table again."""
+        self._send_rows()
+
+    def snapshot_title(self) -> str:
+        return f"Event log · {len(self.table)} events (a static snapshot)"
+
+    def snapshot_body(self) -> str:
+        return rows_html([r for r in self.table.rows() if self._shown(r)], self.show_rows)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -220,7 +224,6 @@ class EventLog(widgets.VBox):  # type: ignore[misc]
             raise TimeoutError(self._timeout_message(n, waiter.count, event_type, timeout)) from None
         finally:
             self.table.unwatch(waiter)
-        self._throttle.flush()
         return [r.event for r in reversed(self.table.rows(match)[:n])]
 
     def wait_for(
@@ -266,7 +269,6 @@ class EventLog(widgets.VBox):  # type: ignore[misc]
                 raise TimeoutError(self._timeout_message(n, waiter.count, event_type, timeout))
         finally:
             self.table.unwatch(waiter)
-        self._throttle.flush()
         return [r.event for r in reversed(self.table.rows(match)[:n])]
 
     @staticmethod
@@ -281,4 +283,4 @@ class EventLog(widgets.VBox):  # type: ignore[misc]
         return f"waited {timeout:g} s for {n} {what}, {got} arrived"
 
     def __repr__(self) -> str:
-        return f"<EventLog {len(self.table)} events>"
+        return f"<EventLog {len(getattr(self, 'table', ()))} events>"

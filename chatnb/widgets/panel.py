@@ -3,7 +3,12 @@
 >>> session = chatnb.connect()
 >>> jack, geeta = session.user("Jack"), session.user("Geeta")
 >>> thread = jack.create_thread("Lunch", participants=[geeta])
->>> ChatPanel(jack, thread.thread_id)          # or ChatPanel(thread) for a bare thread client
+>>> ChatPanel(jack, thread.thread_id)          # or ChatPanel(thread_client), ChatPanel(chat_client, id)
+
+The panel is an ipywidgets ``Box`` laid out by ``chat.css``: the transcript and composer beside the
+participants, the event log below; below about 700 px of width (a CSS container query on the panel, so
+it works in a narrow notebook, a side panel or two panels side by side) everything stacks in one column
+and the event log starts collapsed. The composer's messages show on the transcript with their status.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import Any
 import ipywidgets as widgets
 
 from . import _html
-from ._live import chat_client_for, own_user_id, release_chat_client
+from ._base import close_widget
+from ._live import chat_client_for, release_chat_client
+from ._target import resolve_target
 from .chat_view import ChatView
 from .composer import MessageComposer
 from .event_log import EventLog
@@ -23,21 +30,23 @@ from .participants import ParticipantList
 __all__ = ["ChatPanel"]
 
 
-def _is_user(value: Any) -> bool:
-    return all(hasattr(value, a) for a in ("chat_client", "identifier", "thread"))
+def _box(children: list[widgets.Widget], css_class: str) -> widgets.Box:
+    box = widgets.VBox(children)
+    box.add_class(css_class)
+    return box
 
 
-class ChatPanel(widgets.VBox):  # type: ignore[misc]
+class ChatPanel(widgets.Box):  # type: ignore[misc]
     """Everything about one user in one thread, live.
 
     Called as ``ChatPanel(user, thread)`` with a :class:`chatnb.User` (from ``chatnb.connect()``) and a
-    thread id or thread client, or as ``ChatPanel(thread_client)``.
+    thread id or thread client, ``ChatPanel(chat_client, thread)``, or ``ChatPanel(thread_client)``.
 
     Args:
         max_events: size of the event log.
         show_event_log: include the event log.
-        send_read_receipts: mark others' messages read as they arrive.
-        title: the heading (by default the user's name and the thread topic's first words).
+        send_read_receipts: send read receipts for the messages seen in the browser.
+        title: the heading (by default the user's name).
 
     Attributes:
         view, composer, participants, event_log: the parts (:class:`ChatView`,
@@ -46,7 +55,7 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
 
     def __init__(
         self,
-        user_or_thread: Any,
+        target: Any,
         thread: Any = None,
         *,
         chat_client: Any = None,
@@ -56,66 +65,93 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         title: str | None = None,
         **kwargs: Any,
     ) -> None:
-        user = user_or_thread if _is_user(user_or_thread) else None
-        if user is not None:
-            if thread is None:
-                raise ValueError("ChatPanel(user, thread): give the thread (its id or a thread client)")
-            thread_client = user.thread(thread) if isinstance(thread, str) else thread
-            chat_client = chat_client or user.chat_client
-            user_id, name, resolve = user.id, user.name, user.session.user
-        else:
-            if thread is not None:
-                raise ValueError("ChatPanel(thread_client) takes one thread; ChatPanel(user, thread) two")
-            thread_client = user_or_thread
-            user_id = own_user_id(thread_client) or ""
-            name = getattr(thread_client, "_default_display_name", None) or ""
-            resolve = None
-        self.user = user
-        self.thread_client = thread_client
-        self.chat_client = chat_client_for(thread_client, chat_client)
-        self._released = False
-        self.view = ChatView(
-            thread_client,
-            chat_client=self.chat_client,
-            user_id=user_id,
-            send_read_receipts=send_read_receipts,
-        )
-        self.composer = MessageComposer(thread_client, display_name=name or None)
-        self.participants = ParticipantList(
-            thread_client, chat_client=self.chat_client, user_id=user_id, resolve=resolve
-        )
-        self.event_log = (
-            EventLog(self.chat_client, max_events=max_events, thread_id=thread_client.thread_id)
-            if show_event_log
-            else None
-        )
-        heading = title if title is not None else (f"{name} · chat" if name else "Chat")
-        self.heading = widgets.HTML(
-            f'<div class="chatnb-heading chatnb-panel-title">{_html.esc(heading)}</div>'
-        )
-        left = widgets.VBox([self.view, self.composer], layout=widgets.Layout(flex="2 1 0%", min_width="0"))
-        right = widgets.VBox([self.participants], layout=widgets.Layout(flex="1 1 0%", min_width="0"))
-        parts: list[widgets.Widget] = [self.heading, widgets.HBox([left, right])]
+        found = resolve_target("ChatPanel", target, thread, chat_client=chat_client)
+        self.user = found.user
+        self.thread_client = thread_client = found.thread_client
+        name = found.display_name or ""
+        self.heading = title if title is not None else (f"{name} · chat" if name else "Chat")
+        self.chat_client = chat_client_for(thread_client, found.chat_client)
+        parts: list[Any] = []
+        try:
+            self.view = ChatView(
+                thread_client,
+                chat_client=self.chat_client,
+                user_id=found.user_id,
+                send_read_receipts=send_read_receipts,
+                title=self.heading,
+            )
+            parts.append(self.view)
+            self.composer = MessageComposer(thread_client, display_name=name or None)
+            parts.append(self.composer)
+            self.composer.show_status = False  # each message's status shows on its bubble
+            self.view.follow(self.composer.outbox)
+            self.participants = ParticipantList(
+                thread_client, chat_client=self.chat_client, user_id=found.user_id, resolve=found.resolve
+            )
+            parts.append(self.participants)
+            self.event_log = (
+                EventLog(self.chat_client, max_events=max_events, thread_id=thread_client.thread_id)
+                if show_event_log
+                else None
+            )
+        except BaseException:
+            for part in parts:
+                part.close()
+            release_chat_client(self.chat_client)
+            raise
+        cells: list[widgets.Widget] = [
+            _box([self.view, self.composer], "chatnb-panel-main"),
+            _box([self.participants], "chatnb-panel-side"),
+        ]
         if self.event_log is not None:
-            parts.append(self.event_log)
-        super().__init__(parts, **kwargs)
-        self.layout.border = "1px solid #d0d7de"
-        self.layout.padding = "6px"
+            self.event_log.add_class("chatnb-panel-log")
+            cells.append(self.event_log)
+        self._released = False
+        super().__init__([_box(cells, "chatnb-panel-grid")], **kwargs)
         self.add_class("chatnb-panel")
-        if name:
-            slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-            if slug:
-                self.add_class(f"chatnb-panel-{slug}")
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        if slug:
+            self.add_class(f"chatnb-panel-{slug}")
+
+    def snapshot(self) -> str:
+        """The static HTML snapshot: the transcript and the participants as they are now."""
+        events = (
+            "" if self.event_log is None else f"<p><i>Event log: {len(self.event_log.table)} events.</i></p>"
+        )
+        body = (
+            self.view.snapshot_body()
+            + f"<p><b>Participants</b></p>{self.participants.snapshot_body()}"
+            + events
+        )
+        return _html.snapshot("panel", f"{self.view.snapshot_title()}", body)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self.view.wait_loaded()
+        self.participants.wait_loaded()
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        data["text/html"] = self.snapshot()
+        return data, metadata
 
     def close(self) -> None:
-        """Unsubscribe every part and close the widgets."""
-        for part in (self.view, self.composer, self.participants, self.event_log):
+        """Unsubscribe every part and close the widgets (the layout boxes too)."""
+        for name in ("view", "composer", "participants", "event_log"):
+            part = getattr(self, name, None)
             if part is not None:
                 part.close()
-        if not self._released:
+        if not getattr(self, "_released", True):
             self._released = True
             release_chat_client(self.chat_client)
+        for box in list(self.children):
+            for cell in box.children:
+                if isinstance(cell, widgets.Box):
+                    close_widget(cell)
+            close_widget(box)
+        layout = self._trait_values.get("layout")
         super().close()
+        if layout is not None:
+            layout.close()
 
     def __repr__(self) -> str:
-        return f"<ChatPanel {self.thread_client.thread_id}>"
+        thread_client = getattr(self, "thread_client", None)
+        return f"<ChatPanel {getattr(thread_client, 'thread_id', '')}>"

@@ -1,102 +1,83 @@
 """``ParticipantList``: who is in a thread, live, with add and remove controls.
 
->>> people = ParticipantList(thread, resolve=session.user)    # names typed in the box become users
->>> people                         # one row per participant with a Remove button; an Add row below
+>>> people = ParticipantList(user, thread_id)     # names typed in the box become users of the session
+>>> people                         # one row per participant with a Remove button; an Add box below
 >>> people.add("8:acs:...", display_name="Geeta")            # the same from code
+
+An anywidget (``chatnb.js``): the list is one trait (a few rows, changed rarely), the buttons and the
+box are drawn by the browser, so re-rendering opens no widgets at all (the ipywidgets version leaked
+three per participant on every render). Add and remove run on the widget's worker, off the kernel loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import ipywidgets as widgets
+import traitlets as t
 
 from ..events import Event
 from ..models import ChatParticipant, CommunicationUserIdentifier
 from . import _html
-from ._live import (
-    Subscription,
-    Throttle,
-    call,
-    chat_client_for,
-    describe_error,
-    is_async_client,
-    own_user_id,
-    own_user_id_async,
-    raw_id,
-    release_chat_client,
-)
-from .composer import SETTLE_S, ComposerText, when_settled
+from ._base import ChatWidget
+from ._live import Subscription, chat_client_for, describe_error, own_user_id_async, raw_id
+from ._target import resolve_target
+from ._worker import Job, Worker
 
 __all__ = ["ParticipantList"]
 
+HERE = Path(__file__).parent
 
-class ParticipantList(widgets.VBox):  # type: ignore[misc]
-    """The participants of ``thread_client``'s thread, updated on ``participantsAdded`` /
-    ``participantsRemoved`` events.
+
+class ParticipantList(ChatWidget):
+    """The participants of a thread, updated on ``participantsAdded`` / ``participantsRemoved`` events.
 
     Args:
-        thread_client: a :class:`chatnb.ChatThreadClient`.
-        chat_client: whose real-time events to follow (by default one shared per credential).
+        target: a thread client; or a chat client or ``session.user(...)`` followed by ``thread``.
+        chat_client: whose real-time events to follow (the user's, or one shared per credential).
         user_id: who "me" is (marked "you"; removing yourself leaves the thread).
-        resolve: turns what is typed in the Add box into a participant: called with the text when it is
-            not an ACS id (for example ``session.user`` to add people by name). Without it, the box takes
-            a raw id (``8:acs:...``).
+        resolve: turns what is typed in the Add box into a participant when it is not an ACS id (for a
+            user, ``session.user``: people are added by name). Without it, the box takes a raw id.
 
     Attributes:
         participants: ``{raw id: display name}``.
     """
 
+    _esm = HERE / "chatnb.js"
+    snapshot_kind = "participants"
+    _kind = t.Unicode("participants").tag(sync=True)
+    people = t.List(t.Dict()).tag(sync=True)  # [{"id", "name", "you"}], you first, then by name
+    status = t.Dict().tag(sync=True)  # {"kind": "ok" | "error" | "busy", "text"}
+    placeholder = t.Unicode("Name or 8:acs:… id").tag(sync=True)
+
     def __init__(
         self,
-        thread_client: Any,
+        target: Any,
+        thread: Any = None,
         *,
         chat_client: Any = None,
         user_id: str | None = None,
         resolve: Callable[[str], Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.thread_client = thread_client
-        self.thread_id = str(thread_client.thread_id)
-        self.user_id = user_id or own_user_id(thread_client) or ""
-        self.resolve = resolve
-        self._lock = threading.Lock()
+        found = resolve_target("ParticipantList", target, thread, chat_client=chat_client)
+        self.thread_client = found.thread_client
+        self.thread_id = str(found.thread_id)
+        self.user_id = user_id or found.user_id
+        self.resolve = resolve or found.resolve
+        self._lock = threading.RLock()
         self._people: dict[str, str] = {}
-        self.heading = widgets.HTML()
-        self.heading.add_class("chatnb-participants-heading")
-        self.rows = widgets.VBox()
-        self.rows.add_class("chatnb-participant-rows")
-        self.add_field = ComposerText(
-            placeholder="name or 8:acs:… id", continuous_update=True, layout=widgets.Layout(width="200px")
-        )
-        self.add_field.add_class("chatnb-participant-input")
-        self.add_button = widgets.Button(description="Add", icon="user-plus")
-        self.add_button.add_class("chatnb-participant-add")
-        self.status = widgets.HTML(value='<div class="chatnb-status"></div>')
-        self.status.add_class("chatnb-participants-status")
-        self._remove_buttons: dict[str, widgets.Button] = {}
-        super().__init__(
-            [
-                widgets.HTML(_html.style_tag()),
-                self.heading,
-                self.rows,
-                widgets.HBox([self.add_field, self.add_button]),
-                self.status,
-            ],
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.add_class("chatnb-participants")
-        self._throttle = Throttle(self._render, 0.05)
-        self.add_button.on_click(lambda _: when_settled(self.add_field, SETTLE_S, self._add_from_field))
-        self.add_field.on_msg(self._on_field_msg)
-        self.chat_client = chat_client_for(thread_client, chat_client)
+        self._worker = Worker(self.thread_client)
+        self.on_msg(self._on_front_end)
+        self.chat_client = chat_client_for(self.thread_client, found.chat_client)
         self.subscription = Subscription(
-            self.chat_client, self._on_event, ("participantsAdded", "participantsRemoved")
+            self.chat_client, self.handle_event, ("participantsAdded", "participantsRemoved")
         )
-        self.load_task = self.reload()
+        self.load_job = self.reload()
 
     # -- data -------------------------------------------------------------------------------------
 
@@ -105,31 +86,36 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
         with self._lock:
             return dict(self._people)
 
-    def reload(self) -> Any:
-        """Read the participant list from the service (a task for an async client)."""
-        if is_async_client(self.thread_client):
+    def reload(self) -> Job:
+        """Read the participant list from the service."""
+        if self._worker.is_async:
 
-            async def gather() -> None:
+            async def fetch() -> list[Any]:
                 if not self.user_id:
                     self.user_id = await own_user_id_async(self.thread_client) or ""
-                try:
-                    self._set([p async for p in self.thread_client.iter_participants()])
-                except Exception as exc:
-                    self._show("Could not list the participants. " + describe_error(exc), "error")
+                return [p async for p in self.thread_client.iter_participants()]
 
-            return asyncio.ensure_future(gather())
-        try:
-            self._set(list(self.thread_client.iter_participants()))
-        except Exception as exc:
-            self._show("Could not list the participants. " + describe_error(exc), "error")
-        return None
+            return self._worker.run(fetch, on_done=self._set, on_error=self._list_failed)
+        return self._worker.run(
+            lambda: list(self.thread_client.iter_participants()),
+            on_done=self._set,
+            on_error=self._list_failed,
+        )
+
+    def _list_failed(self, exc: Exception) -> None:
+        self._show("Could not list the participants. " + describe_error(exc), "error")
 
     def _set(self, people: list[Any]) -> None:
         with self._lock:
             self._people = {raw_id(p): p.display_name or "" for p in people}
-        self._throttle.flush()
+            self._publish()
 
-    def _on_event(self, event: Event) -> None:
+    def _publish(self) -> None:
+        rows = sorted(self._people.items(), key=lambda kv: (kv[0] != self.user_id, kv[1].lower(), kv[0]))
+        self.people = [{"id": rid, "name": name, "you": rid == self.user_id} for rid, name in rows]
+
+    def handle_event(self, event: Event) -> None:
+        """What the list does with a real-time event (its subscription calls this)."""
         if getattr(event, "thread_id", None) != self.thread_id:
             return
         ev: Any = event
@@ -140,7 +126,7 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
             else:
                 for p in ev.participants_removed:
                     self._people.pop(raw_id(p), None)
-        self._throttle()
+            self._publish()
 
     # -- actions ----------------------------------------------------------------------------------
 
@@ -160,33 +146,35 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
         name = display_name or getattr(who, "display_name", None) or getattr(who, "name", None)
         return ChatParticipant(identifier, display_name=name)
 
-    def add(self, who: Any, *, display_name: str | None = None) -> Any:
+    def add(self, who: Any, *, display_name: str | None = None) -> Job | None:
         """Add a participant: an ACS id, a name (with ``resolve``), a user or a ``ChatParticipant``.
-        Errors are shown in the status line."""
+        Errors are shown in the widget; ``None`` if ``who`` could not be made a participant."""
         try:
             participant = self._participant(who, display_name)
         except Exception as exc:
             self._show("Not added. " + describe_error(exc), "error")
             return None
+        label = participant.display_name or raw_id(participant)
+        self._show(f"Adding {label}…", "busy")
 
-        def done(refused: Any) -> None:
+        def done(refused: Any) -> Any:
             if refused:
                 self._show("Not added. " + "; ".join(describe_error(e) for _, e in refused), "error")
-                return
+                return refused
             with self._lock:
                 self._people[raw_id(participant)] = participant.display_name or ""
-            self.add_field.value = ""
-            self._show(f"Added {participant.display_name or raw_id(participant)}.", "ok")
-            self._throttle()
+                self._publish()
+            self._show(f"Added {label}.", "ok")
+            return refused
 
-        return call(
+        return self._worker.run(
             self.thread_client.add_participants,
             [participant],
             on_done=done,
             on_error=lambda exc: self._show("Not added. " + describe_error(exc), "error"),
         )
 
-    def remove(self, who: Any) -> Any:
+    def remove(self, who: Any) -> Job:
         """Remove a participant (an id, a user or a participant); removing yourself leaves the thread."""
         rid = raw_id(getattr(who, "identifier", who))
         name = self.participants.get(rid) or rid
@@ -194,84 +182,42 @@ class ParticipantList(widgets.VBox):  # type: ignore[misc]
         def done(_: Any) -> None:
             with self._lock:
                 self._people.pop(rid, None)
+                self._publish()
             self._show(f"Removed {name}.", "ok")
-            self._throttle()
 
-        return call(
+        return self._worker.run(
             self.thread_client.remove_participant,
             CommunicationUserIdentifier(rid),
             on_done=done,
             on_error=lambda exc: self._show(f"Could not remove {name}. " + describe_error(exc), "error"),
         )
 
-    def _add_from_field(self) -> None:
-        self.add(self.add_field.value)
-
-    def _on_field_msg(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
-        if content.get("event") == "submit":  # Enter in the Add box, once its text has arrived
-            when_settled(self.add_field, SETTLE_S, self._add_from_field)
+    def _on_front_end(self, _: Any, content: dict[str, Any], buffers: Any) -> None:
+        if content.get("op") == "add":
+            self.add(str(content.get("text", "")))
+        elif content.get("op") == "remove" and content.get("id"):
+            self.remove(str(content["id"]))
 
     def _show(self, text: str, kind: str) -> None:
-        self.status.value = f'<div class="chatnb-status chatnb-status-{kind}">{_html.esc(text)}</div>'
+        self.status = {"kind": kind, "text": text}
 
-    # -- rendering --------------------------------------------------------------------------------
+    # -- static rendering and lifecycle -----------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-render now."""
-        self._throttle.flush()
+        """Publish the list again (it is published on every change anyway)."""
+        with self._lock:
+            self._publish()
 
-    def remove_button(self, user_id: str) -> widgets.Button:
-        """The Remove button of ``user_id``'s row.
-
-        Raises:
-            KeyError: if ``user_id`` is not listed.
-        """
-        if user_id not in self._remove_buttons:
-            self._throttle.flush()  # a row added since the last render
-        return self._remove_buttons[user_id]
-
-    def _render(self) -> None:
-        people = sorted(
-            self.participants.items(), key=lambda kv: (kv[0] != self.user_id, kv[1].lower(), kv[0])
+    def snapshot_body(self) -> str:
+        items = "".join(
+            f"<li>{_html.esc(p['name'] or '(no name)')}{' (you)' if p['you'] else ''}</li>"
+            for p in self.people
         )
-        self.heading.value = f'<div class="chatnb-heading">Participants ({len(people)})</div>'
-        rows, buttons = [], {}
-        for rid, name in people:
-            you = " (you)" if rid == self.user_id else ""
-            label = widgets.HTML(
-                f'<div class="chatnb-people" data-id="{_html.esc(rid)}">'
-                f'<span class="chatnb-person-name">{_html.esc(name or "(no name)")}{you}</span> '
-                f'<span class="chatnb-person-id">{_html.esc(rid[-12:])}</span></div>'
-            )
-            button = self._remove_buttons.get(rid)
-            if button is None:
-                button = widgets.Button(
-                    description="",
-                    icon="sign-out" if you else "user-times",
-                    layout=widgets.Layout(width="34px", min_width="34px"),
-                    tooltip="leave the thread" if you else f"remove {name or rid}",
-                )
-                button.add_class("chatnb-participant-remove")
-                button.on_click(lambda _, rid=rid: self.remove(rid))
-            buttons[rid] = button
-            row = widgets.HBox([button, label])
-            row.add_class("chatnb-participant")
-            rows.append(row)
-        for rid, button in self._remove_buttons.items():
-            if rid not in buttons:
-                button.close()
-        old_rows = self.rows.children
-        self._remove_buttons = buttons
-        self.rows.children = rows
-        for row in old_rows:
-            row.children[1].close()
-            row.close()
+        return f"<ul>{items}</ul>" if items else "<p><i>No participants listed.</i></p>"
 
-    def close(self) -> None:
-        """Unsubscribe and close the widget."""
-        if self.subscription.close():
-            release_chat_client(self.chat_client)
-        super().close()
+    def snapshot_title(self) -> str:
+        return f"Participants ({len(self.people)}) · a static snapshot"
 
     def __repr__(self) -> str:
-        return f"<ParticipantList {self.thread_id} {len(self._people)} participants>"
+        people = len(getattr(self, "_people", {}))
+        return f"<ParticipantList {getattr(self, 'thread_id', '')} {people} participants>"
