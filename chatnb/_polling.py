@@ -57,14 +57,11 @@ from .events import (
 )
 from .models import ChatParticipant, ChatThreadItem, CommunicationUserIdentifier
 
-__all__ = ["Poller", "user_of_token"]
+__all__ = ["Poller"]
 
 log = logging.getLogger("chatnb.realtime")
 
 _typing_announced = False
-
-user_of_token = token_user_id
-"""The former name of :func:`chatnb._tokens.token_user_id`, kept until the widgets use the new one."""
 
 
 class _RoundToken:

@@ -105,9 +105,9 @@ def test_times_in_snapshots_are_utc_time_elements() -> None:
 def test_the_one_place_the_widgets_read_a_display_name_and_a_token() -> None:
     class Thread:
         default_display_name = None
-        _default_display_name = "Jack"
+        _default_display_name = "Jack"  # a private attribute is never read
 
-    assert default_display_name(Thread()) == "Jack"  # the client without the public property yet
+    assert default_display_name(Thread()) is None
     Thread.default_display_name = "Geeta"  # type: ignore[assignment]
     assert default_display_name(Thread()) == "Geeta"
     with pytest.raises(ValueError):

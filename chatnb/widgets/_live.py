@@ -78,21 +78,14 @@ def token_user_id(token: str) -> str:
     Raises:
         ValueError: for something that is not a chatnb/ACS access token.
     """
-    from .. import credential
+    from ..credential import token_user_id as decode
 
-    decode: Any = getattr(credential, "token_user_id", None)  # the public helper
-    if decode is None:  # before it exists: the polling engine's
-        from .._polling import user_of_token
-
-        decode = user_of_token
-    return str(decode(token))
+    return decode(token)
 
 
 def default_display_name(thread_client: Any) -> str | None:
     """The display name a thread client signs messages with by default (the one place the widgets read it)."""
     name = getattr(thread_client, "default_display_name", None)
-    if name is None:  # clients without the public property yet
-        name = getattr(thread_client, "_default_display_name", None)
     return name if isinstance(name, str) and name else None
 
 
