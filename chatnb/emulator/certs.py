@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from ..location import private_dir, write_private
 
 __all__ = ["ensure_certificate"]
 
@@ -32,7 +33,7 @@ def _valid(cert_path: Path) -> bool:
 
 def ensure_certificate(directory: Path) -> tuple[Path, Path]:
     """The certificate and key PEM files under ``directory``, created when missing or near expiry."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
     if cert_path.exists() and key_path.exists() and _valid(cert_path):
         return cert_path, key_path
@@ -82,17 +83,9 @@ def ensure_certificate(directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    tmp_key = key_path.with_suffix(".tmp")
-    tmp_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    os.chmod(tmp_key, 0o600)
-    tmp_cert = cert_path.with_suffix(".tmp")
-    tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    os.replace(tmp_key, key_path)
-    os.replace(tmp_cert, cert_path)
+    write_private(key_path, key_pem.decode())  # 0600 from creation: no moment where others can read it
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM).decode())
     return cert_path, key_path

@@ -8,8 +8,8 @@ Examples::
 
 Connection, first match wins: ``--endpoint`` + ``--token``; ``--connection-string`` (or
 ``$COMMUNICATION_SERVICES_CONNECTION_STRING``) + ``--token`` (or ``$CHATNB_TOKEN``); a connection string
-and ``--user NAME`` (a named user of :func:`chatnb.connect`, created if new); nothing: the local emulator
-through :func:`chatnb.connect` and ``--user`` (default ``me``).
+and ``--user NAME`` (a named user of :func:`chatnb.connect`; the export never creates one); nothing: the
+local emulator through :func:`chatnb.connect` and ``--user`` (default ``me``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_export_parser"]
@@ -56,7 +57,7 @@ def add_export_parser(sub: Any) -> None:
     conn.add_argument("--endpoint", help="ACS endpoint (with --token)")
     conn.add_argument("--connection-string", help=f"default ${CONNECTION_STRING_ENV}")
     conn.add_argument("--token", help=f"the user's access token (default ${TOKEN_ENV})")
-    conn.add_argument("--user", default="me", help="a named chatnb.connect() user when no token is given")
+    conn.add_argument("--user", default="me", help="a named chatnb.connect() user, when no token is given")
     conn.add_argument("--ca-cert", metavar="PEM", help="CA bundle to trust (default: known local emulators)")
     p.set_defaults(func=run_export)
 
@@ -78,16 +79,34 @@ def _client(args: argparse.Namespace) -> tuple[Any, Any]:
         endpoint, _ = _core.parse_connection_string(cs)
         client = ChatClient(endpoint, token, connection_verify=verify)
         return client, client
+    from ..location import read_users
     from ..session import connect
 
     session = connect(cs) if cs else connect()
-    return session.user(args.user).chat_client, session
+    try:
+        known = read_users(session.location)
+        if args.user not in known:
+            names = ", ".join(sorted(known)) or "none yet"
+            raise ValueError(
+                f"no user named {args.user!r} at {session.location} (named users: {names}); "
+                "pass --user NAME, or --token"
+            )
+        return session.user(args.user).chat_client, session
+    except BaseException:
+        session.close()
+        raise
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..errors import ChatError
+    from ..errors import APIError, ChatError
     from ._sync import export_history
 
+    if Path(args.out).expanduser().exists() and not Path(args.out).expanduser().is_dir():
+        print(
+            f"chatnb export: --out {args.out} is a file; name a folder (it is created if missing)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         client, closer = _client(args)
     except (ValueError, TypeError, ChatError, RuntimeError, TimeoutError) as exc:
@@ -116,8 +135,21 @@ def run_export(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"chatnb export: {exc}", file=sys.stderr)
         return 2
+    except APIError as exc:
+        if exc.status_code in (400, 401, 403, 404):  # the thread id or the credentials: not worth retrying
+            hint = "check the --thread ids and the user (--all exports every thread the user is in)"
+            print(f"chatnb export: {exc}; {hint}", file=sys.stderr)
+            return 2
+        print(f"chatnb export: {exc}; {_resume_hint(args)}", file=sys.stderr)
+        return 1
     except ChatError as exc:
-        print(f"chatnb export: {exc} (run again with --incremental to resume)", file=sys.stderr)
+        print(f"chatnb export: {exc}; {_resume_hint(args)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"chatnb export: interrupted; {_resume_hint(args)}", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"chatnb export: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         closer.close()
@@ -128,3 +160,9 @@ def run_export(args: argparse.Namespace) -> int:
     for t in result.threads:
         print(f"  {t.thread_id}  {t.written:>8} rows  {t.topic}")
     return 0
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    if args.incremental:
+        return "run the same command again: it resumes where this one stopped"
+    return f"{args.out} may be incomplete: run again with --incremental to resume where a run stops"

@@ -53,8 +53,9 @@ def _detect(root: Path) -> str:
         if _own_files(root, pattern)
     ]
     if len(found) != 1:
-        what = "no export files" if not found else f"files of several formats ({', '.join(found)})"
-        raise ValueError(f"{root} holds {what}; pass format=")
+        if not found:
+            raise ValueError(f"{root} holds no export files (export_history writes them)")
+        raise ValueError(f"{root} holds files of several formats ({', '.join(found)}); pass format=")
     return found[0]
 
 
@@ -204,9 +205,14 @@ def read_export(
             deletes of incremental runs are later rows of the same message id).
 
     Raises:
-        ValueError: if ``path`` holds no export, or files of several formats and no ``format``.
+        ValueError: if ``path`` is not a folder, holds no export, or files of several formats and no
+            ``format``.
     """
     root = Path(path).expanduser()
+    if not root.is_dir():
+        raise ValueError(
+            f"no export at {root}: {'it is a file' if root.exists() else 'the folder does not exist'}"
+        )
     fmt = format or _detect(root)
     readers = {"parquet": _read_parquet, "csv": _read_csv, "jsonl": _read_jsonl, "html": _read_html}
     if fmt not in readers:
