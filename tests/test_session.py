@@ -123,7 +123,7 @@ def test_a_corrupt_users_file_is_refused_and_kept(emulator: Emulator, home: Path
         path = session.location / "users.json"
         path.write_text('{"users": {"Ann": "8:acs:x"')  # cut short, as by a full disk in an editor
         again = chatnb.connect(emulator.connection_string)
-        with pytest.raises(LocationError, match="users.json is not a valid chatnb users file"):
+        with pytest.raises(LocationError, match=r"users\.json is not a valid chatnb users file"):
             again.user("Bea")
         again.close()
         assert path.read_text() == '{"users": {"Ann": "8:acs:x"'  # not replaced

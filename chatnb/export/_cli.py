@@ -98,6 +98,14 @@ def _client(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C, wherever it lands
+        print(f"chatnb export: interrupted; {_resume_hint(args)}", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..errors import APIError, ChatError
     from ._sync import export_history
 
@@ -145,9 +153,6 @@ def run_export(args: argparse.Namespace) -> int:
     except ChatError as exc:
         print(f"chatnb export: {exc}; {_resume_hint(args)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"chatnb export: interrupted; {_resume_hint(args)}", file=sys.stderr)
-        return 130
     except OSError as exc:
         print(f"chatnb export: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -107,6 +107,8 @@ def private_dir(path: Path) -> Path:
     missing, probe = [], path
     while not probe.is_dir():
         if probe.exists() or probe.is_symlink():
+            if probe.is_dir():  # another process made it meanwhile
+                break
             raise LocationError(f"{probe} is a file, not a folder")
         missing.append(probe)
         probe = probe.parent

@@ -257,12 +257,16 @@ class _TrustContext(ssl.SSLContext):
     sslobject_class = _HintObject
 
 
-def trust(endpoint: str, cafile: str | os.PathLike[str] | None = None) -> bool | ssl.SSLContext:
-    """What a client of ``endpoint`` verifies TLS with: ``cafile``, else the certificate of the local
-    emulator serving ``endpoint``, else the system's (``True``). A certificate failure names the PEM to use.
+def trust(
+    endpoint: str, cafile: str | os.PathLike[str] | None = None, *, system: bool = False
+) -> bool | ssl.SSLContext:
+    """What a client of ``endpoint`` verifies TLS with: ``cafile``; else (unless ``system``) the
+    certificate of the local emulator serving ``endpoint``; else the system's trust store. For a loopback
+    endpoint or a ``cafile``, a certificate failure names the PEM to use; elsewhere ``True`` stands for
+    the system's (httpx's own default).
     """
     if cafile is None:
-        cafile = ca_for_endpoint(endpoint)
+        cafile = None if system else ca_for_endpoint(endpoint)
         if cafile is None and not _is_loopback(urlsplit(endpoint).hostname or ""):
             return True
     context = _TrustContext(ssl.PROTOCOL_TLS_CLIENT)
