@@ -18,7 +18,6 @@ import errno
 import os
 import signal
 import socket
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -140,7 +139,6 @@ class Emulator:
         self._http_port = http_port
         self.debug = debug
         self._lock_fd: int | None = None
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         if self.location is not None:
             private_dir(self.location)
             self._lock_fd = _location.lock(self.location)
@@ -155,10 +153,7 @@ class Emulator:
         if cert is not None and key is not None:
             self.ca_cert, self.cert_key = Path(cert).resolve(), Path(key).resolve()
         else:
-            cert_dir = self.location
-            if cert_dir is None:
-                self._tmpdir = tempfile.TemporaryDirectory(prefix="chatnb-emulator-")
-                cert_dir = Path(self._tmpdir.name)
+            cert_dir = _location.in_memory_dir() if self.location is None else self.location
             self.ca_cert, self.cert_key = ensure_certificate(cert_dir)
         if self.location is not None:  # SQLite gives its -wal and -shm files the same mode
             os.close(open_private(self.location / DB_NAME, os.O_WRONLY))
@@ -348,9 +343,6 @@ class Emulator:
         _location.withdraw(self)
         self.store.close()
         self._release_lock()
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -34,6 +34,7 @@ __all__ = [
     "PortInUse",
     "chatnb_home",
     "default_location",
+    "in_memory_dir",
     "load_identity",
     "lock",
     "named_users",
@@ -96,6 +97,11 @@ def default_location() -> Path:
 def registry_dir() -> Path:
     """The registry of running emulators: ``~/.chatnb/run``, one per user and machine."""
     return Path.home() / ".chatnb" / "run"
+
+
+def in_memory_dir() -> Path:
+    """Where in-memory emulators keep the certificate they share: ``~/.chatnb/in-memory``."""
+    return Path.home() / ".chatnb" / "in-memory"
 
 
 def private_dir(path: Path) -> Path:
