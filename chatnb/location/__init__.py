@@ -16,6 +16,9 @@ The default location is ``$CHATNB_HOME/emulator``, else ``~/.chatnb/emulator`` (
 counts as unset; ``~`` is expanded). The *registry*, ``~/.chatnb/run`` (per user and machine, whatever
 ``CHATNB_HOME`` says), has an entry for every running emulator, in-memory ones too: chatnb's clients trust
 the certificate of any local emulator through it (:func:`trust`), and ``chatnb status`` lists it.
+In-memory emulators share one certificate in ``~/.chatnb/in-memory`` (:func:`in_memory_dir`).
+:func:`new_temporary` makes a location in the system's temporary folder that goes with its emulator
+(``connect(temporary=True)``).
 
 Sharing: ``connect()`` holds a :class:`Lease` on the location (a file locked while the session lives; a
 dead kernel's lock goes with it) and ``Session.close()`` releases it. An emulator ``connect()`` started stops

@@ -186,11 +186,20 @@ class Lease:
         try:  # an emulator that decided to stop holds the gate until it has exited
             _flock(gate, fcntl.LOCK_SH, timeout)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".new")
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            self.path: Path | None = folder / f"{os.getpid()}-{secrets.token_hex(4)}.lease"
-            os.rename(tmp, self.path)
+            try:  # locked before it gets its name, so that no watcher ever sees it unlocked
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                path = folder / f"{os.getpid()}-{secrets.token_hex(4)}.lease"
+                os.rename(tmp, path)
+            except BaseException:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise LocationError(f"cannot take a lease in {folder}: {exc.strerror or exc}") from None
         finally:
             os.close(gate)
+        self.path: Path | None = path
         self._fd: int | None = fd
 
     def release(self) -> None:
@@ -248,11 +257,13 @@ def watch_leases(location: Path, idle_timeout: float, on_idle: Callable[[], None
         idle_since = time.monotonic()
         while True:
             time.sleep(0.25 if idle_timeout < 5 else 1.0)
+            if not location.is_dir():  # removed under it: no session can come back to it
+                break
             if count_leases(location):
                 idle_since = time.monotonic()
             elif time.monotonic() - idle_since >= idle_timeout and _close_gate(location):
-                on_idle()
-                return
+                break
+        on_idle()
 
     thread = threading.Thread(target=watch, name="chatnb-leases", daemon=True)
     thread.start()
@@ -260,7 +271,10 @@ def watch_leases(location: Path, idle_timeout: float, on_idle: Callable[[], None
 
 
 def _close_gate(location: Path) -> bool:
-    gate = open_private(private_dir(location / LEASES_NAME) / _GATE, os.O_RDWR)
+    try:
+        gate = open_private(private_dir(location / LEASES_NAME) / _GATE, os.O_RDWR)
+    except LocationError:  # the location went away meanwhile
+        return True
     try:
         fcntl.flock(gate, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:  # a session is taking a lease right now
