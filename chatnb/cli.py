@@ -283,7 +283,11 @@ def _add_location(parser: argparse.ArgumentParser, *, all_flag: bool = False) ->
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="chatnb", description=__doc__)
+    parser = _Parser(
+        prog="chatnb",
+        description="The embedded ACS emulator (serve; status, stop, connection-string and users look after "
+        "running ones) and chat history export. Mistakes get one line on stderr and exit code 2.",
+    )
     parser.add_argument("--version", action="version", version=f"chatnb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the embedded ACS emulator until interrupted")

@@ -239,3 +239,13 @@ def test_read_export_of_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds no export files") as empty:
         chatnb.read_export(tmp_path / "empty")
     assert "format=" not in str(empty.value)
+
+
+def test_a_port_another_emulator_serves(tmp_path: Path) -> None:
+    with ServerProcess(["--in-memory"], tmp_path / "logs") as other:
+        port = other.endpoint.rstrip("/").rsplit(":", 1)[1]
+        line = one_line(chatnb_command("serve", "--location", str(tmp_path / "emu"), "--port", port))
+    assert line == (
+        f"chatnb serve: port {port} on 127.0.0.1 is in use by the chatnb emulator of memory "
+        f"(pid {other.process.pid}); choose another port"
+    )

@@ -285,3 +285,14 @@ def test_a_zombie_is_not_alive_and_stop_does_not_wait_for_it(tmp_path: Path) -> 
     with Emulator(tmp_path / "own") as emu:  # announced by a kernel, not by chatnb serve: left alone
         assert emu.location is not None and location.stop_announced(emu.location) is False
         assert location.live_emulator(emu.location) is not None
+
+
+def test_an_emulator_refused_its_port_releases_its_location(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(location.PortInUse, match=f"port {port} on 127.0.0.1 is in use"):
+            Emulator(tmp_path / "emu", port=port).start()
+    with Emulator(tmp_path / "emu", port=0) as emu:  # not LocationInUse: the refused one let go
+        assert emu.port != 0 and location.load_identity(tmp_path / "emu").port == emu.port

@@ -54,9 +54,11 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(
-                f"port {port} on {host} is in use by another program; choose another port"
-            ) from None
+            holder = _location.find(f"https://{f'[{host}]' if ':' in host else host}:{port}")
+            who = "another program"
+            if holder is not None:
+                who = f"the chatnb emulator of {holder.get('location') or 'memory'} (pid {holder['pid']})"
+            raise PortInUse(f"port {port} on {host} is in use by {who}; choose another port") from None
         reason = exc.strerror or str(exc)
         raise LocationError(
             f"cannot listen on {host}:{port}: {reason} (use an address of this machine, such as 127.0.0.1)"
@@ -249,6 +251,14 @@ class Emulator:
             servers.append((_Server(uvicorn.Config(self.app, **common)), http_sock))
         return servers
 
+    def _listen(self) -> list[tuple[uvicorn.Server, socket.socket]]:
+        """The servers and their sockets; if it cannot listen, the location is released before it raises."""
+        try:
+            return self._make_servers()
+        except BaseException:
+            self._cleanup()
+            raise
+
     async def _serve(
         self,
         pairs: list[tuple[uvicorn.Server, socket.socket]],
@@ -293,7 +303,7 @@ class Emulator:
         """Serve in a daemon thread; return once it accepts connections."""
         if self._thread is not None:
             return self
-        pairs = self._make_servers()
+        pairs = self._listen()
         self._servers = [srv for srv, _ in pairs]
         self._thread = threading.Thread(target=self._run, args=(pairs,), name="chatnb-emulator", daemon=True)
         self._thread.start()
@@ -305,7 +315,7 @@ class Emulator:
 
     def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
         """Serve in this thread until interrupted (Ctrl-C / SIGTERM), then shut down cleanly."""
-        pairs = self._make_servers()
+        pairs = self._listen()
         self._servers = [srv for srv, _ in pairs]
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
