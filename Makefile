@@ -1,9 +1,9 @@
 # chatnb developer commands. Every target sets up what it needs first.
-#   make run        the main job: the quickstart against the embedded emulator
-#   make test       the whole test suite (what CI runs)
+#   make run        the main job: the quickstart against the embedded emulator (installs only `.[run]`)
+#   make test       the whole test suite (what CI runs: bash .ci/run also runs it on Python 3.10 and 3.13)
 #   make test-long  the long variants (load, crash, fuzz at full size)
 #   make lint       the generated sync shells are current + ruff + mypy
-#   make lab        JupyterLab on the notebooks
+#   make lab        JupyterLab on the notebooks (as root too: it adds --allow-root; LAB_ARGS for more)
 #   make bench      every benchmark in bench/
 
 SHELL := /bin/bash
@@ -11,19 +11,33 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+LAB_STAMP := $(VENV)/.installed-lab
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: setup run test test-long lint lab bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,e2e,dev]'
-	touch $(STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[test,sdk,e2e,dev]'
+	touch $(STAMP) $(RUN_STAMP) $(LAB_STAMP)
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[run]'
+	touch $(RUN_STAMP)
+
+$(LAB_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[run,lab]'
+	touch $(LAB_STAMP) $(RUN_STAMP)
 
 setup: $(STAMP)
 	bash .ci/setup-extras
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) scripts/run_quickstart.py
 
 test: setup
@@ -38,8 +52,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check chatnb tests bench
 	$(VENV)/bin/mypy
 
-lab: $(STAMP)
-	$(PY) -m jupyter lab notebooks
+lab: $(LAB_STAMP)
+	$(PY) -m jupyter lab notebooks $(ALLOW_ROOT) $(LAB_ARGS)
 
 bench: setup
 	$(PY) -m pip install -q -e '.[bench]'  # Panel, the peer bench/bench_widgets.py measures
@@ -47,4 +61,4 @@ bench: setup
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules tests/axe/node_modules .pytest_cache
+	rm -rf $(VENV) .venv-py3.* tests/js/node_modules tests/axe/node_modules tests/azurite/node_modules .pytest_cache

@@ -94,21 +94,25 @@ def normalize_endpoint(endpoint: object) -> str:
 def resolve_verify(endpoint: str, connection_verify: object) -> bool | ssl.SSLContext:
     """What httpx should verify TLS with.
 
-    ``True``/``False``, a CA bundle path or an ``ssl.SSLContext``; ``None`` means: the embedded
-    emulator's certificate for a known local emulator endpoint, else the system's trust store.
-    """
-    if connection_verify is None:
-        from .emulator import ca_for_endpoint
+    ``True`` (the system's trust store), ``False``, a CA bundle path or an ``ssl.SSLContext``; ``None``
+    means: the certificate of the chatnb emulator serving ``endpoint`` on this machine (any location, in
+    memory too: the registry of :mod:`chatnb.location`), else the system's trust store. Unless it is an
+    ``SSLContext``, a certificate failure against a local endpoint names the PEM to use.
 
-        ca = ca_for_endpoint(endpoint + "/")
-        return True if ca is None else ssl.create_default_context(cafile=str(ca))
-    if isinstance(connection_verify, bool | ssl.SSLContext):
+    Raises:
+        ValueError: if the path is not a file; TypeError: for anything else.
+    """
+    if connection_verify is False or isinstance(connection_verify, ssl.SSLContext):
         return connection_verify
+    from .location import trust
+
+    if connection_verify is None or connection_verify is True:
+        return trust(endpoint, system=connection_verify is True)
     if isinstance(connection_verify, str | Path):
         path = Path(connection_verify).expanduser()
         if not path.is_file():
             raise ValueError(f"connection_verify: no CA bundle at {str(path)!r}")
-        return ssl.create_default_context(cafile=str(path))
+        return trust(endpoint, path)
     raise TypeError("connection_verify must be True, False, a CA bundle path or an ssl.SSLContext")
 
 

@@ -7,118 +7,39 @@
 >>> thread.list_messages()
 
 With ``COMMUNICATION_SERVICES_CONNECTION_STRING`` set, ``connect()`` uses that ACS resource. Otherwise it
-uses the emulator serving :func:`chatnb.emulator.server.default_location` (``$CHATNB_HOME/emulator``):
-it reuses the one announced in ``server.json`` when that process is alive and answers, and otherwise
-starts ``python -m chatnb serve`` there, detached, logging to ``emulator.log``. So every kernel and
-notebook on the machine shares one emulator and its threads. Users are remembered by name (in
+uses the emulator of a location (:mod:`chatnb.location`; by default ``$CHATNB_HOME/emulator``): the one
+running there, or ``python -m chatnb serve`` started there, detached. Every kernel and script on a
+location shares its emulator and its threads: each session holds a lease, ``session.close()`` releases
+it, and an emulator ``connect()`` started stops by itself once no session has used it for
+``idle_timeout`` seconds; ``session.stop()`` stops it at once, for every session. A location keeps its
+port and access key, so its connection string survives restarts, and users are remembered by name (in
 ``users.json`` next to the data): ``session.user("Jack")`` is the same ACS user in every notebook, with
 a fresh token that refreshes itself.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
-import ssl
 import subprocess
-import sys
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pandas as pd
 
 from . import _core
+from . import location as _location
 from .client import ChatClient, ChatThreadClient
 from .credential import CommunicationTokenCredential
-from .errors import APIError, AuthenticationError, ChatError, NotFoundError
+from .errors import AuthenticationError, ChatError, NotFoundError
 from .identity import CommunicationIdentityClient
 from .models import ChatParticipant, CommunicationUserIdentifier
 
 __all__ = ["CONNECTION_STRING_ENV", "Session", "User", "connect"]
 
 CONNECTION_STRING_ENV = "COMMUNICATION_SERVICES_CONNECTION_STRING"
-USERS_FILE = "users.json"
-LOG_FILE = "emulator.log"
 CHAT_SCOPES = ["chat"]
-
-
-def _chatnb_home() -> Path:
-    return Path(os.environ.get("CHATNB_HOME") or Path.home() / ".chatnb").expanduser()
-
-
-def _pid_alive(pid: object) -> bool:
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _answers(info: dict[str, Any]) -> bool:
-    endpoint, ca = info.get("endpoint"), info.get("ca_cert")
-    if not isinstance(endpoint, str) or not isinstance(ca, str) or not Path(ca).is_file():
-        return False
-    try:
-        context = ssl.create_default_context(cafile=ca)
-        with httpx.Client(verify=context, timeout=3) as http:
-            http.get(endpoint.rstrip("/") + "/chat/threads", params={"api-version": _core.CHAT_API_VERSION})
-    except (httpx.HTTPError, ssl.SSLError, OSError):
-        return False
-    return True
-
-
-def _live_emulator(location: Path) -> dict[str, Any] | None:
-    from .emulator.server import read_server_info
-
-    info = read_server_info(location)
-    if info and _pid_alive(info.get("pid")) and _answers(info):
-        return info
-    return None
-
-
-def _spawn_emulator(location: Path, timeout: float) -> tuple[dict[str, Any], subprocess.Popen[bytes] | None]:
-    from .emulator.server import read_server_info
-
-    location.mkdir(parents=True, exist_ok=True)
-    log_path = location / LOG_FILE
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chatnb", "serve", "--location", str(location), "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = read_server_info(location)
-        if info and info.get("pid") == process.pid and _answers(info):
-            return info, process
-        if process.poll() is not None:  # lost a race with another kernel, or failed
-            live = _live_emulator(location)
-            if live is not None:
-                return live, None
-            tail = log_path.read_text(errors="replace")[-800:]
-            if "another emulator is serving" not in tail.rsplit("chatnb serve:", 1)[-1]:
-                raise RuntimeError(f"the emulator exited with code {process.returncode}; {log_path}:\n{tail}")
-        time.sleep(0.05)  # the winner of the race is still starting: wait for its server.json
-    if process.poll() is None:
-        process.terminate()
-        process.wait(10)
-    raise TimeoutError(
-        f"the emulator did not announce itself in {location} within {timeout:.0f} s; see {log_path}"
-    )
 
 
 class User:
@@ -200,40 +121,43 @@ class Session:
 
     Attributes:
         endpoint: the service endpoint.
-        is_emulator: whether it is the embedded emulator.
+        is_emulator: whether it is a chatnb emulator.
         identity_client: a :class:`~chatnb.CommunicationIdentityClient` for the resource.
         location: where the user names (and, for the emulator, its data) are kept.
+        connection_verify: what the session's clients verify TLS with (``None``: as they find best).
     """
 
     def __init__(
         self,
-        connection_string: str,
+        endpoint: str,
+        access_key: str,
         *,
         location: Path,
         is_emulator: bool,
         connection_verify: Any = None,
+        lease: _location.Lease | None = None,
         process: subprocess.Popen[bytes] | None = None,
     ) -> None:
-        endpoint, _ = _core.parse_connection_string(connection_string)
         self.endpoint = _core.normalize_endpoint(endpoint)
         self.is_emulator = is_emulator
         self.location = location
         self.connection_verify = connection_verify
-        self._connection_string = connection_string
+        self._access_key = access_key
+        self._lease = lease
         self._process = process
-        self.identity_client = CommunicationIdentityClient.from_connection_string(
-            connection_string, connection_verify=connection_verify
+        self.identity_client = CommunicationIdentityClient(
+            self.endpoint, access_key, connection_verify=connection_verify
         )
         self._users: dict[str, User] = {}
 
     @property
     def connection_string(self) -> str:
         """The resource's connection string (it holds the access key: keep it out of shared output)."""
-        return self._connection_string
+        return f"endpoint={self.endpoint}/;accesskey={self._access_key}"
 
     @property
     def started_emulator(self) -> bool:
-        """Whether this session started the emulator process (and :meth:`stop` will stop it)."""
+        """Whether this session started the emulator process."""
         return self._process is not None
 
     def __repr__(self) -> str:
@@ -245,35 +169,18 @@ class Session:
         """The users of this session so far, by name."""
         return dict(self._users)
 
-    @contextlib.contextmanager
-    def _user_map(self) -> Iterator[dict[str, str]]:
-        self.location.mkdir(parents=True, exist_ok=True)
-        path = self.location / USERS_FILE
-        with (self.location / (USERS_FILE + ".lock")).open("a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                saved = json.loads(path.read_text()) if path.exists() else {}
-            except ValueError:
-                saved = {}
-            users: dict[str, str] = saved.get("users", {}) if saved.get("endpoint") == self.endpoint else {}
-            before = dict(users)
-            yield users
-            if users != before:
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"endpoint": self.endpoint, "users": users}, indent=2))
-                os.replace(tmp, path)
-
     def user(self, name: str) -> User:
         """The user called ``name``: the same ACS user in every session of this resource, created on
         first use, with a fresh token.
 
         Raises:
             ValueError: for an empty name.
+            LocationError: if ``users.json`` is corrupt (it is never replaced; the message names it).
         """
         name = _core._text(name, "name").strip()
         if name in self._users:
             return self._users[name]
-        with self._user_map() as users:
+        with _location.named_users(self.location) as users:
             token = None
             if name in users:
                 identifier = CommunicationUserIdentifier(users[name])
@@ -289,24 +196,26 @@ class Session:
         return user
 
     def close(self) -> None:
-        """Close the clients (the emulator keeps running for other notebooks; see :meth:`stop`)."""
+        """Close the clients and release the emulator: it keeps running for the other sessions."""
         for user in self._users.values():
             user.close()
         self.identity_client.close()
+        if self._lease is not None:
+            self._lease.release()
 
     def stop(self) -> bool:
-        """Close the clients and stop the emulator if this session started it; ``True`` if it did."""
+        """Close this session and stop its location's emulator at once, for every session using it.
+
+        For a notebook that owns its location (``connect(temporary=True)``); a shared emulator stops by
+        itself when unused, or with ``chatnb stop``. ``True`` if an emulator was stopped.
+        """
         self.close()
+        stopped = self.is_emulator and _location.stop_announced(self.location)
         process, self._process = self._process, None
-        if process is None:
-            return False
-        process.terminate()
-        try:
+        if process is not None and process.poll() is None:  # it never announced itself
+            process.terminate()
             process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        return True
+        return stopped
 
     def __enter__(self) -> Session:
         return self
@@ -315,48 +224,88 @@ class Session:
         self.close()
 
 
+def _resource_session(connection_string: str, connection_verify: Any, timeout: float) -> Session:
+    endpoint, key = _core.parse_connection_string(connection_string)
+    endpoint = _core.normalize_endpoint(endpoint)
+    info = _location.find(endpoint)
+    where = info.get("location") if info else None
+    if where:  # a chatnb emulator with a location: its users, and a lease like any other session's
+        return Session(
+            endpoint,
+            key,
+            location=Path(where),
+            is_emulator=True,
+            connection_verify=connection_verify,
+            lease=_location.Lease(Path(where), timeout=timeout),
+        )
+    folder = urlsplit(endpoint).netloc.replace(":", "_") or "resource"
+    return Session(
+        endpoint,
+        key,
+        location=_location.chatnb_home() / "resources" / folder,
+        is_emulator=info is not None or _location.ca_for_endpoint(endpoint) is not None,
+        connection_verify=connection_verify,
+    )
+
+
 def connect(
     connection_string: str | None = None,
     *,
     location: str | Path | None = None,
+    temporary: bool = False,
+    connection_verify: Any = None,
+    idle_timeout: float | None = _location.DEFAULT_IDLE_TIMEOUT,
     timeout: float = 30.0,
 ) -> Session:
     """A :class:`Session`: on ``connection_string`` or ``$COMMUNICATION_SERVICES_CONNECTION_STRING`` if
     given, else on the local emulator at ``location`` (default ``$CHATNB_HOME/emulator``), started or
     reused.
 
-    Raises:
-        RuntimeError, TimeoutError: if the emulator cannot be started.
-    """
-    from .emulator.server import default_location
+    Args:
+        connection_string: an ACS resource's (or any chatnb emulator's) connection string.
+        location: the emulator's folder; ``temporary=True`` makes a new one in the system's temporary
+            folder instead, whose emulator stops and is removed once no session uses it.
+        connection_verify: what the clients verify TLS with, as for :class:`~chatnb.ChatClient`; by
+            default a local emulator's own certificate, else the system's trust store.
+        idle_timeout: seconds an emulator this call starts keeps running with no session (``None``:
+            until ``chatnb stop``); an emulator already running keeps its own setting.
+        timeout: seconds to wait for the emulator to start.
 
+    Raises:
+        LocationError: if the emulator cannot start there (the message says why); TimeoutError.
+        ValueError: for a malformed connection string, or ``location`` with ``temporary``.
+    """
     connection_string = connection_string or os.environ.get(CONNECTION_STRING_ENV) or None
     if connection_string:
-        endpoint, _ = _core.parse_connection_string(connection_string)
-        from .emulator import ca_for_endpoint
-
-        normalized = _core.normalize_endpoint(endpoint)
-        host = urlsplit(normalized).netloc.replace(":", "_") or "resource"
-        return Session(
-            connection_string,
-            location=_chatnb_home() / "resources" / host,
-            is_emulator=ca_for_endpoint(normalized + "/") is not None,
-        )
-    where = Path(location).expanduser().resolve() if location is not None else default_location()
-    info = _live_emulator(where)
-    process = None
-    if info is None:
-        info, process = _spawn_emulator(where, timeout)
+        return _resource_session(connection_string, connection_verify, timeout)
+    if temporary and location is not None:
+        raise ValueError("connect() takes a location or temporary=True, not both")
+    if temporary:
+        where = _location.new_temporary()
+    else:
+        where = _location.default_location() if location is None else _location.resolve(location)
+    lease = None
     try:
+        lease = _location.Lease(where, timeout=timeout)
+        info, process = _location.live_emulator(where), None
+        if info is None:
+            info, process = _location.spawn(
+                where, timeout=timeout, idle_timeout=0 if temporary else idle_timeout
+            )
+        endpoint, key = _core.parse_connection_string(str(info["connection_string"]))
         return Session(
-            str(info["connection_string"]),
+            endpoint,
+            key,
             location=where,
             is_emulator=True,
-            connection_verify=str(info["ca_cert"]),
+            connection_verify=connection_verify or str(info["ca_cert"]),
+            lease=lease,
             process=process,
         )
-    except (APIError, ValueError, TypeError, KeyError):
-        if process is not None:
-            process.terminate()
-            process.wait(10)
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        if temporary:
+            _location.stop_announced(where)
+            _location.remove_if_temporary(where)
         raise

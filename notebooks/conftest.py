@@ -4,12 +4,12 @@
 what nbval itself does not:
 
 - the sanitize rules in ``nbval_sanitize.cfg`` (unless ``--nbval-sanitize-with`` names others);
-- for each notebook, a new temporary ``CHATNB_HOME`` in the kernel's environment (so its first cell
-  starts a new emulator there) and no ``COMMUNICATION_SERVICES_CONNECTION_STRING`` (the committed
-  outputs are the emulator's, so nbval checks against the emulator even on a machine set up for real
-  ACS);
-- afterwards, the emulator process of that ``CHATNB_HOME`` is stopped if the notebook did not get to its
-  last cell, and the directory is removed;
+- for each notebook, a new temporary folder that is the kernel's ``CHATNB_HOME`` and ``TMPDIR`` (so the
+  notebook's own temporary emulator and files land there), and no
+  ``COMMUNICATION_SERVICES_CONNECTION_STRING`` (the committed outputs are the emulator's, so nbval checks
+  against the emulator even on a machine set up for real ACS);
+- afterwards, every emulator with its location in that folder is stopped (the notebook normally stops
+  its own in its last cell), and the folder is removed;
 - matplotlib's font cache is built before the kernels start, so that no notebook prints "Matplotlib is
   building the font cache" on a fresh machine.
 """
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from chatnb.emulator import stop_announced
+from chatnb.location import stop_all
 
 HERE = Path(__file__).resolve().parent
 SANITIZE = HERE / "nbval_sanitize.cfg"
 CONNECTION_STRING_ENV = "COMMUNICATION_SERVICES_CONNECTION_STRING"
+KERNEL_ENV = ("CHATNB_HOME", "TMPDIR", CONNECTION_STRING_ENV)
 
 _homes: dict[str, Path] = {}
 
@@ -58,8 +59,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
         return
     home = Path(tempfile.mkdtemp(prefix="chatnb-nbval-"))
     _homes[key] = home
-    saved = {name: os.environ.get(name) for name in ("CHATNB_HOME", CONNECTION_STRING_ENV)}
-    os.environ["CHATNB_HOME"] = str(home)
+    saved = {name: os.environ.get(name) for name in KERNEL_ENV}
+    os.environ["CHATNB_HOME"] = os.environ["TMPDIR"] = str(home)
     os.environ.pop(CONNECTION_STRING_ENV, None)
     try:
         yield  # nbval starts the notebook's kernel here, with this environment
@@ -71,11 +72,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _stop_emulator(home: Path) -> None:
-    """Stop the emulator a notebook left running in ``home`` (it normally stops it itself)."""
-    stop_announced(home / "emulator")
-
-
+@pytest.hookimpl(hookwrapper=True)  # after nbval's own teardown, which shuts the kernel down
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield
     key = _notebook_key(item)
@@ -83,5 +80,5 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return
     home = _homes.pop(key, None)
     if home is not None:
-        _stop_emulator(home)
+        stop_all(under=home)  # what the notebook left running (it normally stops its emulator itself)
         shutil.rmtree(home, ignore_errors=True)

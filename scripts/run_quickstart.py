@@ -3,8 +3,9 @@
     python scripts/run_quickstart.py [--notebook PATH] [--out PATH] [--timeout SECONDS]
 
 (``make run`` sets up the virtual environment first, then runs this.) It executes
-``notebooks/01_quickstart.ipynb`` with nbclient in a new kernel whose ``CHATNB_HOME`` is a new temporary
-directory, so the notebook starts (and, in its last cell, stops) an emulator of its own. It writes the
+``notebooks/01_quickstart.ipynb`` with nbclient in a new kernel whose ``CHATNB_HOME`` and ``TMPDIR`` are a
+new temporary directory, so the notebook starts (and, in its last cell, stops) an emulator of its own
+there; afterwards anything it left running there is stopped and the directory removed. It writes the
 executed copy to ``artifacts/01_quickstart.executed.ipynb``, prints where it is and what happened
 (sections run, messages sent, events received), and exits 0. If a cell fails it still writes the copy
 (up to the failing cell) and the kernel's log beside it, says which section and cell failed and why,
@@ -72,10 +73,10 @@ def _summary(nb: Any) -> dict[str, Any]:
 
 
 def _stop_leftover_emulator(home: Path) -> None:
-    """Stop the emulator the notebook started if it did not get to its last cell."""
-    from chatnb.emulator import stop_announced
+    """Stop the emulator the notebook started in ``home`` if it did not get to its last cell."""
+    from chatnb.location import stop_all
 
-    stop_announced(home / "emulator")
+    stop_all(under=home)
 
 
 def _report(nb: Any, notebook: Path, out: Path, elapsed: float) -> None:
@@ -119,10 +120,10 @@ def run(notebook: Path, out: Path, timeout: float) -> int:
         return 2
     nb = nbformat.read(notebook, as_version=4)
     home = Path(tempfile.mkdtemp(prefix="chatnb-run-"))
-    saved = {name: os.environ.get(name) for name in ("CHATNB_HOME", CONNECTION_STRING_ENV)}
+    saved = {name: os.environ.get(name) for name in ("CHATNB_HOME", "TMPDIR", CONNECTION_STRING_ENV)}
     if saved[CONNECTION_STRING_ENV]:
         print(f"run_quickstart: ignoring {CONNECTION_STRING_ENV}; the main job uses the embedded emulator")
-    os.environ["CHATNB_HOME"] = str(home)  # the notebook's first cell keeps it: a fresh emulator
+    os.environ["CHATNB_HOME"] = os.environ["TMPDIR"] = str(home)  # the kernel's temporary files go there
     os.environ.pop(CONNECTION_STRING_ENV, None)
     client = NotebookClient(
         nb,

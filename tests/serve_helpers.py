@@ -1,7 +1,7 @@
 """``python -m chatnb serve`` as a separate process, for the load, crash and secrets tests.
 
 The process writes its output to files (never a pipe that could fill up and block it); :class:`ServerProcess`
-waits for the ready banner and reads the connection string and certificate from it.
+waits for the ready banner, then reads the connection string and certificate from the registry.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.wire_helpers import announcement
 
 __all__ = ["ServerProcess"]
 
@@ -43,12 +45,9 @@ class ServerProcess:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             text = self.stdout_path.read_text()
-            if "Ctrl-C" in text:
-                for line in text.splitlines():
-                    if "connection string:" in line:
-                        self.connection_string = line.split("connection string:", 1)[1].strip()
-                    if "certificate (PEM):" in line:
-                        self.ca_cert = line.split("certificate (PEM):", 1)[1].split()[0]
+            if "Ctrl-C" in text:  # the key is not in the banner (not a terminal): the registry has it
+                info = announcement(self.process.pid)
+                self.connection_string, self.ca_cert = info["connection_string"], info["ca_cert"]
                 return
             if self.process.poll() is not None:
                 raise RuntimeError(f"chatnb serve exited with {self.process.returncode}: {self.output()}")

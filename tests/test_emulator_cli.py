@@ -123,8 +123,8 @@ def test_in_memory_with_http_listener_access_key_and_certificate(
     ("args", "status", "message"),
     [
         pytest.param(("--in-memory", "--cert", "x.pem"), 2, "--cert and --key", id="cert-without-key"),
-        pytest.param(("--in-memory", "--access-key", "not base64!"), 1, "base64", id="bad-key"),
-        pytest.param(("--in-memory", "--access-key", "c2hvcnQ="), 1, "16 bytes", id="short-key"),
+        pytest.param(("--in-memory", "--access-key", "not base64!"), 2, "base64", id="bad-key"),
+        pytest.param(("--in-memory", "--access-key", "c2hvcnQ="), 2, "16 bytes", id="short-key"),
     ],
 )
 def test_bad_options_are_refused_with_a_message(

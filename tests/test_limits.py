@@ -316,8 +316,8 @@ def test_chatnb_serve_injects_faults_and_announces_the_switches() -> None:
         text = "".join(banner)
         assert "rate limits:        on" in text
         assert "fault injection:    100% of requests (statuses 503" in text
-        conn = next(line for line in banner if "connection string" in line).split()[-1]
-        endpoint = conn.split(";")[0].removeprefix("endpoint=")
+        conn = next(line for line in banner if "connection string" in line).split(":", 1)[1].split()[0]
+        endpoint = conn.split(";")[0].removeprefix("endpoint=")  # the key is not shown: no terminal
         ca = next(line for line in banner if "certificate" in line).split()[2]
         with httpx.Client(verify=ssl.create_default_context(cafile=ca)) as http:
             response = http.get(endpoint + "chat/threads?api-version=2024-03-07")

@@ -1,30 +1,39 @@
 """Secrets: the access key and access tokens never show up where they should not.
 
-- the logs of ``chatnb serve --debug`` (every request logged): no token, no signature, and the access key
-  only in the start banner's connection string, which is what a user starts the emulator to get;
+- the logs of ``chatnb serve --debug`` (every request logged): no token, no signature, no access key (the
+  start banner shows the connection string whole only on a terminal);
 - error messages: neither a wrong key's signature nor the real key, nor a rejected token, is echoed;
 - reprs of the emulator and its parts, and of the client's objects and errors;
 - the files of a location: ``server.json`` (which holds the connection string by design) and
   ``emulator.json`` (the key) are 0600, the database and its WAL are private too, and the database holds
-  neither the key nor any token.
+  neither the key nor any token; a location ``connect()`` creates is 0700 with every file 0600 (log,
+  users, leases included), whatever the umask;
+- ``chatnb serve`` takes the key from ``$CHATNB_ACCESS_KEY`` or stdin (not only argv), and shows it in
+  its banner only on a terminal.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import pty
 import secrets
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from chatnb import ChatClient, CommunicationIdentityClient, CommunicationTokenCredential
+import chatnb
+from chatnb import ChatClient, CommunicationIdentityClient, CommunicationTokenCredential, location
 from chatnb.emulator import Emulator, FaultPlan
 from chatnb.errors import APIError
 from tests.serve_helpers import ServerProcess
-from tests.wire_helpers import Wire, assert_error, q
+from tests.wire_helpers import Wire, announcement, assert_error, q
 
 
 def _forged(token: str) -> str:
@@ -87,10 +96,10 @@ def debug_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ServerProcess, 
     return server, location, tokens
 
 
-def test_debug_logs_hold_no_token_and_the_key_only_in_the_banner(
+def test_debug_logs_hold_no_token_and_no_key(
     debug_run: tuple[ServerProcess, Path, list[str]],
 ) -> None:
-    server, _, tokens = debug_run
+    server, location, tokens = debug_run
     output = server.output()
     lines = output.splitlines()
     # the debug log did record the traffic
@@ -103,7 +112,9 @@ def test_debug_logs_hold_no_token_and_the_key_only_in_the_banner(
         assert marker not in output, marker
     access_key = server.connection_string.split("accesskey=", 1)[1]
     holding = [line for line in lines if any(form in line for form in _key_forms(access_key))]
-    assert len(holding) == 1 and "connection string:" in holding[0], holding
+    assert holding == []  # not even in the banner: its output is not a terminal, so the key stays out
+    [banner] = [line for line in lines if "connection string:" in line]
+    assert banner.endswith(f"accesskey=<not logged: chatnb connection-string --location {location}>")
 
 
 def test_location_files_are_private(debug_run: tuple[ServerProcess, Path, list[str]]) -> None:
@@ -200,3 +211,101 @@ def test_private_file_mode_survives_a_loose_umask(tmp_path: Path) -> None:
             assert stat.S_IMODE(db.stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """The mode of ``root`` and of everything below it, by path relative to ``root``."""
+    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def test_a_location_connect_creates_is_private_from_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no umask to help, every folder ``connect()`` makes is 0700 and every file 0600 on disk.
+
+    That is so from creation: each is made by ``mkdir``/``os.open``/``mkstemp`` with those modes (a umask
+    can only narrow them), never written first and narrowed after.
+    """
+    home = tmp_path / "home"
+    monkeypatch.setenv("CHATNB_HOME", str(home))
+    old = os.umask(0)  # the emulator process connect() starts inherits it
+    try:
+        session = chatnb.connect()
+        try:
+            thread = session.user("Ann").create_thread("private", participants=["Bea"])
+            thread.send_message("chat content")
+            modes = _modes(home)
+            entry = _modes(location.registry_dir())
+        finally:
+            assert session.stop() is True
+    finally:
+        os.umask(old)
+    folders = {name for name in modes if (home / name).is_dir()}
+    assert {".", "emulator", "emulator/leases"} <= folders
+    assert {name: mode for name, mode in modes.items() if name in folders and mode != 0o700} == {}
+    files = {name: mode for name, mode in modes.items() if name not in folders}
+    expected = {
+        "emulator.json",
+        "emulator.log",
+        "users.json",
+        "server.json",
+        "emulator-key.pem",
+        "chatnb.sqlite3",
+    }
+    assert {f"emulator/{name}" for name in expected} <= set(files)
+    assert {name: mode for name, mode in files.items() if mode != 0o600} == {}
+    assert [p for p in files if p.startswith("emulator/leases/") and p.endswith(".lease")]  # the session's
+    assert {name: mode for name, mode in entry.items() if mode not in (0o600, 0o700)} == {}
+    log = (home / "emulator" / "emulator.log").read_text()
+    assert "accesskey=<not logged" in log and session.connection_string.split("accesskey=")[1] not in log
+
+
+def test_the_banner_shows_the_key_on_a_terminal_only(tmp_path: Path) -> None:
+    main, terminal = pty.openpty()
+    with open(tmp_path / "err", "w") as err:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "chatnb", "serve", "--in-memory"], stdout=terminal, stderr=err
+        )
+    os.close(terminal)
+    try:
+        seen = b""
+        while b"Ctrl-C" not in seen:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the process closed the terminal (it exited)
+                chunk = b""
+            assert chunk, (tmp_path / "err").read_text()
+            seen += chunk
+        key = announcement(serve.pid)["connection_string"].split("accesskey=")[1]
+        assert f"accesskey={key}".encode() in seen
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+        os.close(main)
+
+
+@pytest.mark.parametrize("how", ["environment", "stdin"])
+def test_serve_takes_the_access_key_from_the_environment_or_stdin(how: str, tmp_path: Path) -> None:
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    env = {**os.environ, "CHATNB_ACCESS_KEY": key} if how == "environment" else dict(os.environ)
+    args = [] if how == "environment" else ["--access-key", "-"]
+    with (tmp_path / "out").open("w") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "chatnb", "serve", "--in-memory", *args],
+            stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env, text=True,
+        )  # fmt: skip
+    try:
+        assert serve.stdin is not None
+        serve.stdin.write(key + "\n")
+        serve.stdin.close()
+        while "Ctrl-C" not in (tmp_path / "out").read_text():
+            assert serve.poll() is None, (tmp_path / "out").read_text()
+            time.sleep(0.02)
+        info = announcement(serve.pid)
+        assert info["connection_string"].endswith(";accesskey=" + key)
+        with Wire.connect(info["connection_string"], info["ca_cert"]) as wire:
+            assert wire.create_user().status_code == 201  # signed with that key
+        assert key not in (tmp_path / "out").read_text() and key not in " ".join(serve.args)
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 0

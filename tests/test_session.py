@@ -13,7 +13,7 @@ import pytest
 
 import chatnb
 from chatnb.emulator import Emulator
-from chatnb.emulator.server import default_location, read_server_info
+from chatnb.location import LocationError, count_leases, default_location, read_server_info
 from chatnb.session import CONNECTION_STRING_ENV
 
 
@@ -57,12 +57,15 @@ def test_connect_starts_reuses_and_stops_the_emulator(spawned: chatnb.Session, h
     other = chatnb.connect()  # a second notebook: same emulator, same Jack, a token of its own
     try:
         assert not other.started_emulator and other.endpoint == spawned.endpoint
+        assert count_leases(location) == 2
         jack2 = other.user("Jack")
         assert jack2.id == jack.id and jack2 is not jack and jack2.credential is not jack.credential
         assert thread.thread_id in set(jack2.threads()["id"])
-        assert other.stop() is False  # it did not start the emulator
     finally:
-        other.close()
+        other.close()  # releases its lease: the emulator stays for the first session
+    assert count_leases(location) == 1
+    assert thread.send_message("still here").id
+    assert read_server_info(location) == info
 
     pid = info["pid"]
     assert spawned.stop() is True
@@ -81,7 +84,7 @@ def test_connection_string_session(emulator: Emulator, home: Path, monkeypatch: 
         bea_id = session.users["Bea"].id
         assert set(bea.list_participants()["id"]) == {ann.id, bea_id}
         saved = json.loads((session.location / "users.json").read_text())
-        assert saved["users"] == {"Ann": ann.id, "Bea": bea_id}
+        assert saved == {"users": {"Ann": ann.id, "Bea": bea_id}}  # keyed by the resource's folder only
         assert session.location.is_relative_to(home)
         session.identity_client.delete_user(ann.identifier)
     with chatnb.connect() as again:
@@ -110,6 +113,23 @@ def test_two_kernels_racing_to_start_share_one_emulator(home: Path) -> None:
         assert sorted(s.started_emulator for s in sessions) == [False, True]
         assert sessions[0].user("Kim").id == sessions[1].user("Kim").id
     finally:
-        for session in sessions:
-            session.stop()
+        assert sorted(session.stop() for session in sessions) == [False, True]  # stopped once, for both
     assert read_server_info(home / "emulator") is None
+
+
+def test_a_corrupt_users_file_is_refused_and_kept(emulator: Emulator, home: Path) -> None:
+    with chatnb.connect(emulator.connection_string) as session:
+        session.user("Ann")
+        path = session.location / "users.json"
+        path.write_text('{"users": {"Ann": "8:acs:x"')  # cut short, as by a full disk in an editor
+        again = chatnb.connect(emulator.connection_string)
+        with pytest.raises(LocationError, match=r"users\.json is not a valid chatnb users file"):
+            again.user("Bea")
+        again.close()
+        assert path.read_text() == '{"users": {"Ann": "8:acs:x"'  # not replaced
+
+
+def test_connection_string_and_temporary_cannot_mix(home: Path) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        chatnb.connect(location=home / "x", temporary=True)
+    assert not (home / "x").exists()

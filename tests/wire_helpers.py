@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from chatnb import location
 from chatnb._signing import hmac_headers
 from chatnb.emulator import Emulator
 
@@ -258,6 +259,13 @@ class LogRecords(logging.Handler):
 SERVE_START_TIMEOUT_S = 30
 
 
+def announcement(pid: int) -> dict[str, Any]:
+    """What the ``chatnb serve`` process ``pid`` announced in the registry (``chatnb.location.running()``)."""
+    found = [info for info in location.running() if info["pid"] == pid]
+    assert found, f"pid {pid} is not in the registry"
+    return found[0]
+
+
 def serve_command(*args: str) -> list[str]:
     """``python -m chatnb serve --port 0 ARGS``."""
     return [sys.executable, "-m", "chatnb", "serve", "--port", "0", *args]
@@ -274,6 +282,7 @@ class Served:
             serve_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.lines: list[str] = []
+        self._announced: dict[str, Any] = {}
         self._queue: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
         try:
@@ -299,6 +308,7 @@ class Served:
                 pytest.fail(f"chatnb serve exited early ({self.process.wait()}): {self.lines} {err}")
             self.lines.append(line)
             if "Ctrl-C" in line:
+                self._announced = announcement(self.process.pid)
                 return
 
     def field(self, label: str) -> str:
@@ -310,7 +320,10 @@ class Served:
 
     @property
     def connection_string(self) -> str:
-        return self.field("connection string")
+        """From the registry, read once ready: the banner shows the access key only on a terminal."""
+        if not self._announced:
+            self._announced = announcement(self.process.pid)
+        return str(self._announced["connection_string"])
 
     @property
     def endpoint(self) -> str:

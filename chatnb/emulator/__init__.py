@@ -3,25 +3,42 @@
 >>> from chatnb.emulator import Emulator
 >>> with Emulator() as emu:
 ...     print(emu.connection_string)
+
+Where an emulator keeps its data, and how running ones are found, trusted and stopped, is
+:mod:`chatnb.location`'s; its names are also here, as before.
 """
 
-from .limits import FaultPlan, RateLimiter
-from .server import (
-    DEFAULT_LOCATION,
-    Emulator,
+from pathlib import Path
+
+from ..location import (
+    LocationError,
     LocationInUse,
+    PortInUse,
     ca_for_endpoint,
+    default_location,
     read_server_info,
     stop_announced,
 )
+from .limits import FaultPlan, RateLimiter
+from .server import Emulator
 
 __all__ = [
     "DEFAULT_LOCATION",
     "Emulator",
     "FaultPlan",
+    "LocationError",
     "LocationInUse",
+    "PortInUse",
     "RateLimiter",
     "ca_for_endpoint",
+    "default_location",
     "read_server_info",
     "stop_announced",
 ]
+
+
+def __getattr__(name: str) -> Path:
+    """``DEFAULT_LOCATION`` is :func:`default_location`, read when asked (so ``CHATNB_HOME`` counts)."""
+    if name == "DEFAULT_LOCATION":
+        return default_location()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

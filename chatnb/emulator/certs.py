@@ -1,12 +1,15 @@
 """A self-signed TLS certificate for the emulator, valid for 127.0.0.1, ::1 and localhost.
 
 The official SDKs check the subject alternative name, so the certificate carries ``IP:127.0.0.1``; it is
-its own trust anchor, so clients pin the PEM file itself.
+its own trust anchor, so clients pin the PEM file itself. A location has its own; in-memory emulators share
+one in ``~/.chatnb/in-memory`` (:func:`chatnb.location.in_memory_dir`), so that a killed one leaves no
+temporary folder behind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 from pathlib import Path
@@ -15,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from ..location import open_private, private_dir, write_private
 
 __all__ = ["ensure_certificate"]
 
@@ -31,9 +36,19 @@ def _valid(cert_path: Path) -> bool:
 
 
 def ensure_certificate(directory: Path) -> tuple[Path, Path]:
-    """The certificate and key PEM files under ``directory``, created when missing or near expiry."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / CERT_NAME, directory / KEY_NAME
+    """The certificate and key PEM files under ``directory``, created when missing or near expiry.
+
+    Processes sharing ``directory`` (in-memory emulators share one) take turns: a lock file beside them.
+    """
+    lock = open_private(private_dir(directory) / ".certificate.lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure(directory / CERT_NAME, directory / KEY_NAME)
+    finally:
+        os.close(lock)
+
+
+def _ensure(cert_path: Path, key_path: Path) -> tuple[Path, Path]:
     if cert_path.exists() and key_path.exists() and _valid(cert_path):
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
@@ -82,17 +97,9 @@ def ensure_certificate(directory: Path) -> tuple[Path, Path]:
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    tmp_key = key_path.with_suffix(".tmp")
-    tmp_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    os.chmod(tmp_key, 0o600)
-    tmp_cert = cert_path.with_suffix(".tmp")
-    tmp_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    os.replace(tmp_key, key_path)
-    os.replace(tmp_cert, cert_path)
+    write_private(key_path, key_pem.decode())  # 0600 from creation: no moment where others can read it
+    write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM).decode())
     return cert_path, key_path

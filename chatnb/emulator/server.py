@@ -3,8 +3,9 @@
 >>> with Emulator() as emu:                      # in memory, HTTPS on a free port
 ...     emu.connection_string                    # 'endpoint=https://127.0.0.1:PORT/;accesskey=...'
 
-A location directory keeps the database, the access key, the certificate and ``server.json`` (where a
-running emulator announces its endpoint so that other kernels can reuse it). One emulator serves a
+A location directory keeps the database, the identity (access key, resource id, port), the certificate
+and ``server.json``; :mod:`chatnb.location` owns those files, the registry that makes a running emulator
+trusted by chatnb's clients, and how emulators are found, started and stopped. One emulator serves a
 location at a time; a second one is refused while the first holds the lock.
 """
 
@@ -13,23 +14,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fcntl
-import json
+import errno
 import os
-import secrets
 import signal
 import socket
-import tempfile
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import uvicorn
 
+from .. import location as _location
+from ..location import DB_NAME, LocationError, LocationInUse, PortInUse, open_private, private_dir
 from .app import EmulatorState, create_app
 from .auth import TokenIssuer
 from .certs import ensure_certificate
@@ -38,112 +36,34 @@ from .latency import LatencyMiddleware
 from .limits import FaultInjector, FaultPlan, LimitsMiddleware, RateLimiter
 from .store import Store
 
-__all__ = [
-    "DEFAULT_LOCATION",
-    "Emulator",
-    "LocationInUse",
-    "ca_for_endpoint",
-    "default_location",
-    "read_server_info",
-    "stop_announced",
-]
+__all__ = ["Emulator", "LocationError", "LocationInUse", "PortInUse"]
 
-DEFAULT_LOCATION = Path(os.environ.get("CHATNB_HOME", Path.home() / ".chatnb")) / "emulator"
-
-
-def default_location() -> Path:
-    """``$CHATNB_HOME/emulator`` (default ``~/.chatnb/emulator``), read now rather than at import."""
-    return Path(os.environ.get("CHATNB_HOME") or Path.home() / ".chatnb").expanduser() / "emulator"
-
-
-DB_NAME = "chatnb.sqlite3"
-CONFIG_NAME = "emulator.json"
-SERVER_INFO_NAME = "server.json"
 EVENTS_PATH = "/chatnb/events"
-LOCK_NAME = "emulator.lock"
-
-
-class LocationInUse(RuntimeError):
-    """Another emulator process is serving this location."""
-
-
-def read_server_info(location: Path) -> dict[str, Any] | None:
-    """What a running emulator announced in ``location/server.json``, if anything."""
-    try:
-        info: dict[str, Any] = json.loads((location / SERVER_INFO_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return info
-
-
-def stop_announced(location: Path, *, timeout: float = 10.0) -> bool:
-    """Stop the ``chatnb serve`` process announced in ``location/server.json``; ``True`` if one was.
-
-    SIGTERM (a clean shutdown), then SIGKILL after ``timeout`` seconds. A pid that no longer belongs to a
-    ``chatnb serve`` process (where ``/proc`` can tell) is left alone.
-    """
-    info = read_server_info(location)
-    try:
-        pid = int((info or {})["pid"])
-    except (KeyError, TypeError, ValueError):
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        command = [b"chatnb", b"serve"] if not Path("/proc").is_dir() else []
-    if b"chatnb" not in command or b"serve" not in command:  # gone, or the pid is someone else's now
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return False
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    return True
-
-
-_RUNNING: dict[str, Path] = {}
-
-
-def _endpoint_key(endpoint: str) -> str:
-    return endpoint.strip().rstrip("/").lower()
-
-
-def ca_for_endpoint(endpoint: str) -> Path | None:
-    """The certificate to trust for ``endpoint`` if it is an emulator this machine knows.
-
-    Emulators started in this process are known; so is the one serving the default location (or
-    ``$CHATNB_HOME``), announced in its ``server.json``. Anything else returns ``None``.
-    """
-    key = _endpoint_key(endpoint)
-    if key in _RUNNING:
-        return _RUNNING[key]
-    info = read_server_info(default_location())
-    if info and _endpoint_key(str(info.get("endpoint", ""))) == key:
-        ca = Path(str(info.get("ca_cert", "")))
-        if ca.is_file():
-            return ca
-    return None
-
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` readable by its owner only, if it does not exist yet (chat content is private)."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``.
+
+    Raises:
+        PortInUse: if another program holds the port; LocationError: if ``host`` is not this machine's.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            holder = _location.find(f"https://{f'[{host}]' if ':' in host else host}:{port}")
+            who = "another program"
+            if holder is not None:
+                who = f"the chatnb emulator of {holder.get('location') or 'memory'} (pid {holder['pid']})"
+            raise PortInUse(f"port {port} on {host} is in use by {who}; choose another port") from None
+        reason = exc.strerror or str(exc)
+        raise LocationError(
+            f"cannot listen on {host}:{port}: {reason} (use an address of this machine, such as 127.0.0.1)"
+        ) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -183,10 +103,15 @@ class _Server(uvicorn.Server):
 class Emulator:
     """An ACS Chat + Identity emulator.
 
+    Raises:
+        LocationError: if the location is not a folder, cannot be written or has a corrupt file;
+            LocationInUse if another emulator serves it; ValueError for a bad access key.
+
     Args:
         location: directory for the database, key and certificate; ``None`` keeps data in memory.
         host: interface to listen on (loopback by default).
-        port: HTTPS port; 0 picks a free one.
+        port: HTTPS port; 0 picks a free one; ``None``: the location's port (a free one the first time,
+            then kept: the location's connection string stays the same).
         access_key: base64 access key; by default the location's saved key, or a new random one.
         cert, key: PEM files of the TLS certificate; by default a self-signed one under the location.
         http_port: also listen for plain HTTP on this port (0 picks one); ``None`` for no HTTP listener.
@@ -204,7 +129,7 @@ class Emulator:
         location: str | Path | None = None,
         *,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | None = None,
         access_key: str | None = None,
         cert: str | Path | None = None,
         key: str | Path | None = None,
@@ -218,27 +143,27 @@ class Emulator:
     ) -> None:
         self.location = None if location is None else Path(location).expanduser().resolve()
         self.host = host
-        self._requested_port = port
         self._http_port = http_port
         self.debug = debug
-        self._lock_file: TextIO | None = None
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self._lock_fd: int | None = None
         if self.location is not None:
-            self.location.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when we create it
-            self._acquire_lock()
-        config = self._load_config(access_key)
-        self.access_key: str = config["accessKey"]
-        self.resource_id: str = config["resourceId"]
+            private_dir(self.location)
+            self._lock_fd = _location.lock(self.location)
+        try:
+            identity = _location.load_identity(self.location, access_key)
+        except BaseException:
+            self._release_lock()
+            raise
+        self.access_key: str = identity.access_key
+        self.resource_id: str = identity.resource_id
+        self._requested_port = (identity.port or 0) if port is None else port
         if cert is not None and key is not None:
             self.ca_cert, self.cert_key = Path(cert).resolve(), Path(key).resolve()
         else:
-            cert_dir = self.location
-            if cert_dir is None:
-                self._tmpdir = tempfile.TemporaryDirectory(prefix="chatnb-emulator-")
-                cert_dir = Path(self._tmpdir.name)
+            cert_dir = _location.in_memory_dir() if self.location is None else self.location
             self.ca_cert, self.cert_key = ensure_certificate(cert_dir)
-        if self.location is not None:
-            _private_file(self.location / DB_NAME)  # SQLite gives its -wal and -shm files the same mode
+        if self.location is not None:  # SQLite gives its -wal and -shm files the same mode
+            os.close(open_private(self.location / DB_NAME, os.O_WRONLY))
         self.store = Store(None if self.location is None else self.location / DB_NAME, self.resource_id)
         self.broadcaster = Broadcaster()
         self.store.add_listener(self.broadcaster.notify)
@@ -272,46 +197,10 @@ class Emulator:
         self._started = threading.Event()
         self._error: BaseException | None = None
 
-    # -- configuration --------------------------------------------------------------------------
-
-    def _acquire_lock(self) -> None:
-        assert self.location is not None
-        lock = (self.location / LOCK_NAME).open("a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            info = read_server_info(self.location) or {}
-            raise LocationInUse(
-                f"another emulator is serving {self.location} "
-                f"(pid {info.get('pid', '?')}, endpoint {info.get('endpoint', '?')})"
-            ) from None
-        self._lock_file = lock
-
-    def _load_config(self, access_key: str | None) -> dict[str, str]:
-        if access_key is not None:
-            try:
-                raw = base64.b64decode(access_key, validate=True)
-            except ValueError:
-                raise ValueError("access_key must be base64") from None
-            if len(raw) < 16:
-                raise ValueError("access_key must decode to at least 16 bytes")
-        path = None if self.location is None else self.location / CONFIG_NAME
-        saved: dict[str, str] = {}
-        if path is not None and path.exists():
-            saved = json.loads(path.read_text())
-        config = {
-            "accessKey": access_key
-            or saved.get("accessKey")
-            or base64.b64encode(secrets.token_bytes(32)).decode(),
-            "resourceId": saved.get("resourceId") or str(uuid.uuid4()),
-        }
-        if path is not None and config != saved:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(config, indent=2))
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        return config
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # -- addresses ------------------------------------------------------------------------------
 
@@ -351,6 +240,12 @@ class Emulator:
         }
         tls_sock = _bind(self.host, self._requested_port)
         self.port = tls_sock.getsockname()[1]
+        if self.location is not None:
+            try:
+                _location.save_port(self.location, self.port)
+            except LocationError:
+                tls_sock.close()
+                raise
         tls = uvicorn.Config(
             self.app,
             ssl_certfile=str(self.ca_cert),
@@ -364,6 +259,14 @@ class Emulator:
             servers.append((_Server(uvicorn.Config(self.app, **common)), http_sock))
         return servers
 
+    def _listen(self) -> list[tuple[uvicorn.Server, socket.socket]]:
+        """The servers and their sockets; if it cannot listen, the location is released before it raises."""
+        try:
+            return self._make_servers()
+        except BaseException:
+            self._cleanup()
+            raise
+
     async def _serve(
         self,
         pairs: list[tuple[uvicorn.Server, socket.socket]],
@@ -375,8 +278,13 @@ class Emulator:
             if any(t.done() for t in tasks):
                 break
             await asyncio.sleep(0.005)
-        self._write_server_info()
-        _RUNNING[_endpoint_key(self.endpoint)] = self.ca_cert
+        try:
+            _location.announce(self)
+        except LocationError:
+            for srv, _ in pairs:
+                srv.should_exit = True
+            await asyncio.gather(*tasks)
+            raise
         if on_ready is not None:
             on_ready()
         self._started.set()
@@ -403,7 +311,7 @@ class Emulator:
         """Serve in a daemon thread; return once it accepts connections."""
         if self._thread is not None:
             return self
-        pairs = self._make_servers()
+        pairs = self._listen()
         self._servers = [srv for srv, _ in pairs]
         self._thread = threading.Thread(target=self._run, args=(pairs,), name="chatnb-emulator", daemon=True)
         self._thread.start()
@@ -415,7 +323,7 @@ class Emulator:
 
     def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
         """Serve in this thread until interrupted (Ctrl-C / SIGTERM), then shut down cleanly."""
-        pairs = self._make_servers()
+        pairs = self._listen()
         self._servers = [srv for srv, _ in pairs]
         previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -450,34 +358,9 @@ class Emulator:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        _RUNNING.pop(_endpoint_key(self.endpoint), None)
-        if self.location is not None:
-            info = read_server_info(self.location)
-            if info is not None and info.get("pid") == os.getpid():
-                (self.location / SERVER_INFO_NAME).unlink(missing_ok=True)
+        _location.withdraw(self)
         self.store.close()
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
-        if self._tmpdir is not None:
-            self._tmpdir.cleanup()
-            self._tmpdir = None
-
-    def _write_server_info(self) -> None:
-        if self.location is None:
-            return
-        info = {
-            "pid": os.getpid(),
-            "endpoint": self.endpoint,
-            "http_endpoint": self.http_endpoint,
-            "connection_string": self.connection_string,
-            "ca_cert": str(self.ca_cert),
-        }
-        path = self.location / SERVER_INFO_NAME
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        self._release_lock()
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -11,8 +11,8 @@ Examples::
 Connection, first match wins: ``--endpoint`` + ``--token``; ``--connection-string`` (or
 ``$COMMUNICATION_SERVICES_CONNECTION_STRING``) + ``--token`` (or ``$CHATNB_TOKEN``, or ``--token-stdin``:
 one line read from standard input, so the token is not on the command line); a connection string
-and ``--user NAME`` (a named user of :func:`chatnb.connect`, created if new); nothing: the local emulator
-through :func:`chatnb.connect` and ``--user`` (default ``me``).
+and ``--user NAME`` (a named user of :func:`chatnb.connect`; the export never creates one); nothing:
+the local emulator through :func:`chatnb.connect` and ``--user`` (default ``me``).
 
 Cloud destinations (``--out abfs://container/path``, ``s3://...``; ``pip install 'chatnb[cloud]'``) take
 their credentials from the file system's usual environment variables (``AZURE_STORAGE_CONNECTION_STRING``,
@@ -25,6 +25,7 @@ import argparse
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_export_parser", "run_compact"]
@@ -84,7 +85,7 @@ def add_export_parser(sub: Any) -> None:
     conn.add_argument("--connection-string", help=f"default ${CONNECTION_STRING_ENV}")
     conn.add_argument("--token", help=f"the user's access token (default ${TOKEN_ENV})")
     conn.add_argument("--token-stdin", action="store_true", help="read the token from standard input")
-    conn.add_argument("--user", default="me", help="a named chatnb.connect() user when no token is given")
+    conn.add_argument("--user", default="me", help="a named chatnb.connect() user, when no token is given")
     conn.add_argument("--ca-cert", metavar="PEM", help="CA bundle to trust (default: known local emulators)")
     p.set_defaults(func=run_export)
     c = sub.add_parser(
@@ -139,18 +140,44 @@ def _client(args: argparse.Namespace) -> tuple[Any, Any]:
         endpoint, _ = _core.parse_connection_string(cs)
         client = ChatClient(endpoint, token, connection_verify=verify)
         return client, client
+    from ..location import read_users
     from ..session import connect
 
     session = connect(cs) if cs else connect()
-    return session.user(args.user).chat_client, session
+    try:
+        known = read_users(session.location)
+        if args.user not in known:
+            names = ", ".join(sorted(known)) or "none yet"
+            raise ValueError(
+                f"no user named {args.user!r} at {session.location} (named users: {names}); "
+                "pass --user NAME, or --token"
+            )
+        return session.user(args.user).chat_client, session
+    except BaseException:
+        session.close()
+        raise
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..errors import ChatError
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # Ctrl-C, wherever it lands
+        print(f"chatnb export: interrupted; {_resume_hint(args)}", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..errors import APIError, ChatError
     from ._common import parse_formats
     from ._result import ExportError
     from ._sync import export_history
 
+    if Path(args.out).expanduser().exists() and not Path(args.out).expanduser().is_dir():
+        print(
+            f"chatnb export: --out {args.out} is a file; name a folder (it is created if missing)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         options = _storage_options(args.storage_option)
         formats = parse_formats(",".join(args.format or ["parquet"]))
@@ -189,8 +216,18 @@ def run_export(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"chatnb export: {exc}", file=sys.stderr)
         return 2
-    except (ChatError, OSError) as exc:
-        print(f"chatnb export: {exc} (run again with --incremental to resume)", file=sys.stderr)
+    except APIError as exc:
+        if exc.status_code in (400, 401, 403, 404):  # the thread id or the credentials: not worth retrying
+            hint = "check the --thread ids and the user (--all exports every thread the user is in)"
+            print(f"chatnb export: {exc}; {hint}", file=sys.stderr)
+            return 2
+        print(f"chatnb export: {exc}; {_resume_hint(args)}", file=sys.stderr)
+        return 1
+    except ChatError as exc:
+        print(f"chatnb export: {exc}; {_resume_hint(args)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"chatnb export: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         closer.close()
@@ -226,3 +263,9 @@ def run_compact(args: argparse.Namespace) -> int:
         return 2 if isinstance(exc, ValueError) else 1
     print(f"compacted {result.rows} messages of {len(result.threads)} thread(s) into {result.out}")
     return 0
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    if args.incremental:
+        return "run the same command again: it resumes where this one stopped"
+    return f"{args.out} may be incomplete: run again with --incremental to resume where a run stops"
