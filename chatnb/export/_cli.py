@@ -217,9 +217,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"chatnb export: {exc}", file=sys.stderr)
         return 2
     except APIError as exc:
-        if exc.status_code in (400, 401, 403, 404):  # the thread id or the credentials: not worth retrying
-            hint = "check the --thread ids and the user (--all exports every thread the user is in)"
-            print(f"chatnb export: {exc}; {hint}", file=sys.stderr)
+        if _is_a_mistake(exc):  # the thread id or the credentials: not worth retrying
+            print(f"chatnb export: {exc}; {_THREAD_HINT}", file=sys.stderr)
             return 2
         print(f"chatnb export: {exc}; {_resume_hint(args)}", file=sys.stderr)
         return 1
@@ -231,6 +230,11 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     finally:
         closer.close()
+    mistakes = [f for f in failed or [] if _is_a_mistake(f.error)]
+    if failed and not result.threads and len(mistakes) == len(failed):  # nothing to retry: a usage error
+        more = f" (and {len(failed) - 1} more thread(s) like it)" if len(failed) > 1 else ""
+        print(f"chatnb export: {failed[0].error}{more}; {_THREAD_HINT}", file=sys.stderr)
+        return 2
     print(
         f"exported {result.rows} rows from {len(result.threads)} thread(s) "
         f"({result.pages} pages, {result.elapsed:.1f} s) to {result.out}"
@@ -242,9 +246,19 @@ def _run(args: argparse.Namespace) -> int:
     if failed:
         print(f"chatnb export: {len(failed)} thread(s) failed; run again to retry them:", file=sys.stderr)
         for f in failed:
-            print(f"  {f}", file=sys.stderr)
+            print(f"  {f}" + (f" ({_THREAD_HINT})" if _is_a_mistake(f.error) else ""), file=sys.stderr)
         return 1
     return 0
+
+
+_THREAD_HINT = "check the --thread ids and the user (--all exports every thread the user is in)"
+
+
+def _is_a_mistake(error: BaseException) -> bool:
+    """Whether a thread's error is the caller's (a wrong thread id or credentials): retrying won't help."""
+    from ..errors import APIError
+
+    return isinstance(error, APIError) and error.status_code in (400, 401, 403, 404)
 
 
 def run_compact(args: argparse.Namespace) -> int:

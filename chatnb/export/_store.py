@@ -109,7 +109,8 @@ class LocalStore(Store):
         if create:
             _make_private_dirs(path)
         elif not path.is_dir():
-            raise ValueError(f"{path} is not a folder (no export there)")
+            why = "it is a file" if path.exists() else "the folder does not exist"
+            raise ValueError(f"no export at {path}: {why}")
         self.root = path.resolve()
         self.url = str(self.root)
 
