@@ -5,6 +5,7 @@
 ...     print(emu.connection_string)
 """
 
+from .bounds import ServerLimits
 from .limits import FaultPlan, RateLimiter
 from .server import (
     DEFAULT_LOCATION,
@@ -21,6 +22,7 @@ __all__ = [
     "FaultPlan",
     "LocationInUse",
     "RateLimiter",
+    "ServerLimits",
     "ca_for_endpoint",
     "read_server_info",
     "stop_announced",

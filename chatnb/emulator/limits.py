@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .auth import TokenIssuer
 from .errors import ServiceError, ServiceUnavailable, TooManyRequests, error_body
+from .tokens import TokenIssuer
 
 __all__ = ["CHAT_LIMITS", "IDENTITY_LIMITS", "FaultInjector", "FaultPlan", "LimitsMiddleware", "RateLimiter"]
 

@@ -23,19 +23,21 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
 import uvicorn
 
-from .app import EmulatorState, create_app
-from .auth import TokenIssuer
+from .app import create_app
+from .bounds import ServerLimits
 from .certs import ensure_certificate
-from .events import Broadcaster
-from .limits import FaultInjector, FaultPlan, LimitsMiddleware, RateLimiter
+from .limits import FaultInjector, FaultPlan, RateLimiter
+from .protocol import BoundedServer, bind, protocol_class
+from .state import Broadcaster, EmulatorState
 from .store import Store
+from .tokens import TokenIssuer
 
 __all__ = [
     "DEFAULT_LOCATION",
@@ -58,7 +60,6 @@ def default_location() -> Path:
 DB_NAME = "chatnb.sqlite3"
 CONFIG_NAME = "emulator.json"
 SERVER_INFO_NAME = "server.json"
-EVENTS_PATH = "/chatnb/events"
 LOCK_NAME = "emulator.lock"
 
 
@@ -138,47 +139,6 @@ def _private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server with a prompt, quiet shutdown.
-
-    At shutdown, idle keep-alive connections are aborted at once: a graceful TLS close waits for the
-    client's ``close_notify``, which the SDKs' pooled connections never send, so every stop used to sit
-    out the whole grace period and then log "Cancel 0 running task(s)". The emulator's own event streams
-    end too (a stream outliving its server is expected; clients reconnect). Requests in flight keep
-    uvicorn's grace period, and its error if they overrun it. Signals are not captured here:
-    :meth:`Emulator.serve_forever` handles them, so nothing is re-raised after a clean shutdown.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            cycle = getattr(connection, "cycle", None)
-            if transport is None or transport.is_closing():
-                continue
-            if cycle is None or cycle.response_complete:
-                if transport.get_write_buffer_size() == 0:
-                    transport.abort()
-            elif cycle.scope.get("path") == EVENTS_PATH:
-                transport.abort()
-        await super().shutdown(sockets)
-
-
 class Emulator:
     """An ACS Chat + Identity emulator.
 
@@ -194,6 +154,9 @@ class Emulator:
             :class:`~chatnb.emulator.limits.RateLimiter` to choose its clock or limits. Off by default.
         faults: a :class:`~chatnb.emulator.limits.FaultPlan`: answer a share of the Chat, Identity and
             event-stream requests with 429/503 (and ``Retry-After``) or delay them. Off by default.
+        server_limits: the bounds on what a client can make the server hold (body and head sizes,
+            timeouts, connections, event streams per user, storage waits and size); see
+            :class:`~chatnb.emulator.bounds.ServerLimits` for the defaults.
     """
 
     def __init__(
@@ -210,6 +173,7 @@ class Emulator:
         check_hmac_date: bool = True,
         rate_limits: bool | RateLimiter = False,
         faults: FaultPlan | None = None,
+        server_limits: ServerLimits | None = None,
     ) -> None:
         self.location = None if location is None else Path(location).expanduser().resolve()
         self.host = host
@@ -234,8 +198,14 @@ class Emulator:
             self.ca_cert, self.cert_key = ensure_certificate(cert_dir)
         if self.location is not None:
             _private_file(self.location / DB_NAME)  # SQLite gives its -wal and -shm files the same mode
-        self.store = Store(None if self.location is None else self.location / DB_NAME, self.resource_id)
-        self.broadcaster = Broadcaster()
+        self.limits = server_limits or ServerLimits()
+        self.store = Store(
+            None if self.location is None else self.location / DB_NAME,
+            self.resource_id,
+            busy_timeout=self.limits.storage_timeout,
+            max_bytes=self.limits.max_database_bytes,
+        )
+        self.broadcaster = Broadcaster(self.limits.max_streams_per_user)
         self.store.add_listener(self.broadcaster.notify)
         self.state = EmulatorState(
             store=self.store,
@@ -243,20 +213,14 @@ class Emulator:
             access_key=base64.b64decode(self.access_key),
             check_hmac_date=check_hmac_date,
             debug=debug,
-            extras={"broadcaster": self.broadcaster},
+            broadcaster=self.broadcaster,
+            limits=self.limits,
         )
-        self.app = create_app(self.state)
         self.rate_limiter: RateLimiter | None = (
             rate_limits if isinstance(rate_limits, RateLimiter) else RateLimiter() if rate_limits else None
         )
         self.fault_injector = None if faults is None else FaultInjector(faults)
-        if self.rate_limiter is not None or self.fault_injector is not None:
-            self.app.add_middleware(
-                LimitsMiddleware,
-                issuer=self.state.issuer,
-                limiter=self.rate_limiter,
-                faults=self.fault_injector,
-            )
+        self.app = create_app(self.state, limiter=self.rate_limiter, faults=self.fault_injector)
         self.port = 0
         self.http_port: int | None = None
         self._servers: list[uvicorn.Server] = []
@@ -338,10 +302,12 @@ class Emulator:
             "log_level": level,
             "access_log": self.debug,
             "timeout_graceful_shutdown": 2,
-            "timeout_keep_alive": 30,
+            "timeout_keep_alive": self.limits.keep_alive_timeout,
             "server_header": False,
+            "http": protocol_class(self.limits),
         }
-        tls_sock = _bind(self.host, self._requested_port)
+        handshake = self.limits.handshake_timeout
+        tls_sock = bind(self.host, self._requested_port)
         self.port = tls_sock.getsockname()[1]
         tls = uvicorn.Config(
             self.app,
@@ -349,11 +315,13 @@ class Emulator:
             ssl_keyfile=str(self.cert_key),
             **common,
         )
-        servers: list[tuple[uvicorn.Server, socket.socket]] = [(_Server(tls), tls_sock)]
+        servers: list[tuple[uvicorn.Server, socket.socket]] = [(BoundedServer(tls, handshake), tls_sock)]
+        self.state.endpoints["https"] = self.endpoint
         if self._http_port is not None:
-            http_sock = _bind(self.host, self._http_port)
+            http_sock = bind(self.host, self._http_port)
             self.http_port = http_sock.getsockname()[1]
-            servers.append((_Server(uvicorn.Config(self.app, **common)), http_sock))
+            servers.append((BoundedServer(uvicorn.Config(self.app, **common), handshake), http_sock))
+            self.state.endpoints["http"] = self.http_endpoint or ""
         return servers
 
     async def _serve(
