@@ -1,5 +1,5 @@
-"""The emulator's SQLite database: schema, connections, transactions and the row-level writes under
-:class:`~chatnb.emulator.store.Store`.
+"""The emulator's SQLite database: connections, transactions and the row-level writes under
+:class:`~chatnb.emulator.store.Store` (the tables are :mod:`chatnb.emulator.schema`'s).
 
 WAL mode with ``synchronous=NORMAL``: a committed transaction survives the process being killed. Writes go
 through one connection, one ``BEGIN IMMEDIATE`` transaction at a time; a database on disk also has a
@@ -24,86 +24,9 @@ from typing import Any
 from .._time import now_us
 from .errors import StorageUnavailable
 from .records import Participant, dumps
+from .schema import SCHEMA
 
 __all__ = ["Database", "storage_error"]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    created_on INTEGER NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0,
-    deleted_on INTEGER
-);
-CREATE TABLE IF NOT EXISTS threads (
-    id TEXT PRIMARY KEY,
-    topic TEXT NOT NULL,
-    created_on INTEGER NOT NULL,
-    created_by TEXT NOT NULL,
-    deleted_on INTEGER,
-    metadata TEXT,
-    retention TEXT,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    last_message_on INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS participants (
-    thread_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    display_name TEXT,
-    share_history_time INTEGER,
-    metadata TEXT,
-    joined_event INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (thread_id, user_id)
-);
-CREATE INDEX IF NOT EXISTS participants_by_user ON participants (user_id, thread_id);
-CREATE TABLE IF NOT EXISTS past_participants (
-    thread_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    share_history_time INTEGER,
-    joined_event INTEGER NOT NULL,
-    left_event INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS past_participants_by_thread ON past_participants (thread_id, user_id);
-CREATE TABLE IF NOT EXISTS messages (
-    thread_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    version TEXT NOT NULL,
-    content TEXT,
-    system TEXT,
-    sender_id TEXT,
-    sender_display_name TEXT,
-    created_on INTEGER NOT NULL,
-    edited_on INTEGER,
-    deleted_on INTEGER,
-    updated_on INTEGER NOT NULL,
-    metadata TEXT,
-    PRIMARY KEY (thread_id, seq)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_id ON messages (thread_id, id);
-CREATE TABLE IF NOT EXISTS read_receipts (
-    thread_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    message_seq INTEGER NOT NULL,
-    read_on INTEGER NOT NULL,
-    PRIMARY KEY (thread_id, user_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS idempotency (
-    user_id TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    thread_id TEXT NOT NULL,
-    PRIMARY KEY (user_id, request_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    thread_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    created_on INTEGER NOT NULL,
-    visible_from INTEGER,
-    payload TEXT NOT NULL
-);
-"""
 
 # SQLite's primary result codes of the failures a retry can outlive, with what to tell the client
 _TRANSIENT = {
@@ -171,10 +94,12 @@ class Database:
         self._write_lock = threading.RLock()
         self._local = threading.local()
         self._listeners: list[Callable[[int], None]] = []
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         with self._write_lock, _storage_errors():
             self._writer.execute("PRAGMA journal_mode=WAL")
             self._writer.execute("PRAGMA synchronous=NORMAL")
-            self._writer.executescript(_SCHEMA)
+            self._writer.executescript(SCHEMA)
             if max_bytes is not None:
                 (page_size,) = self._writer.execute("PRAGMA page_size").fetchone()
                 self._writer.execute(f"PRAGMA max_page_count = {max(1, max_bytes // int(page_size))}")
@@ -213,6 +138,15 @@ class Database:
 
     # -- transactions and reads -----------------------------------------------------------------
 
+    @property
+    def writes_in_flight(self) -> int:
+        """How many write transactions are waiting for the database or running now."""
+        return self._in_flight
+
+    def _count_write(self, delta: int) -> None:
+        with self._in_flight_lock:
+            self._in_flight += delta
+
     def _acquire(self, lock: threading.RLock, deadline: float) -> None:
         if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise StorageUnavailable("Storage is unavailable: the database is busy; retry later.")
@@ -229,7 +163,12 @@ class Database:
                 failing); the transaction is rolled back.
         """
         deadline = time.monotonic() + self.busy_timeout
-        self._acquire(self._write_lock, deadline)
+        self._count_write(1)
+        try:
+            self._acquire(self._write_lock, deadline)
+        except BaseException:
+            self._count_write(-1)
+            raise
         try:
             db = self._writer
             remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
@@ -255,6 +194,7 @@ class Database:
                     listener(self.last_event_id)
         finally:
             self._write_lock.release()
+            self._count_write(-1)
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         """All rows of a ``SELECT``: inside a transaction on its connection, else on the read one.

@@ -13,7 +13,10 @@ size. :class:`GuardedProtocol` adds, from :class:`~chatnb.emulator.bounds.Server
 - a drain budget (``drain_bytes``, ``header_timeout``): after an early answer such as a 413, the rest of
   the body is read and discarded so the client can read the answer, up to the budget; then closed.
 
-Rejections carry the ACS error body. :class:`BoundedServer` is uvicorn's server with the TLS handshake
+Rejections carry the ACS error body and close the connection the way nginx's lingering close does: what
+the client still sends is read and discarded (up to ``drain_bytes``) until it has been quiet for
+:data:`LINGER_S`, so that closing with unread data (a TCP reset) cannot destroy the answer before the
+client reads it. :class:`BoundedServer` is uvicorn's server with the TLS handshake
 deadline (``handshake_timeout``) on its listening sockets and a prompt shutdown.
 """
 
@@ -35,9 +38,10 @@ from .bounds import ServerLimits
 from .errors import HeadersTooLarge, RequestTimeout, ServiceError, ServiceUnavailable
 from .stream import EVENTS_PATH
 
-__all__ = ["BoundedServer", "GuardedProtocol", "bind", "connection_cap", "protocol_class"]
+__all__ = ["LINGER_S", "BoundedServer", "GuardedProtocol", "bind", "connection_cap", "protocol_class"]
 
 _FD_RESERVE = 64  # files the process needs besides its connections: the database, logs, the listeners
+LINGER_S = 1.0
 
 
 def connection_cap(limits: ServerLimits) -> int:
@@ -71,7 +75,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._phase = "head"  # "head": waiting for a request head; "busy": serving; "drain": discarding
+        # "head": waiting for a request head; "busy": serving one; "drain": discarding the rest of a body
+        # answered early; "closing": rejected, discarding everything until quiet
+        self._phase = "head"
         self._waiting_since = 0.0
         self._head_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -104,16 +110,32 @@ class GuardedProtocol(HttpToolsProtocol):
         if not waiting:
             return False
         oldest = min(waiting, key=lambda c: c._waiting_since)
-        oldest._cancel_timer()
-        oldest.transport.close()
+        oldest._close()
         oldest.connections.discard(oldest)
         return True
 
     def _reject(self, error: ServiceError) -> None:
+        """Answer ``error`` and close, lingering until the client is quiet."""
+        if self.transport.is_closing():
+            return
+        self.transport.write(_raw_response(error))
+        self._phase, self._drained = "closing", 0
+        self._linger()
+
+    def _linger(self) -> None:
+        self._cancel_timer()
+        self._timer = self.loop.call_later(LINGER_S, self._close)
+
+    def _close(self) -> None:
+        """Close now. Not the graceful TLS close, which would wait up to 30 s for the client's
+        ``close_notify`` and keep the file open meanwhile: an answer sent earlier is already with the
+        kernel, which still delivers it."""
         self._cancel_timer()
         if not self.transport.is_closing():
-            self.transport.write(_raw_response(error))
-            self.transport.close()
+            self.transport.abort()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._close()
 
     # -- timers ------------------------------------------------------------------------------------
 
@@ -132,8 +154,8 @@ class GuardedProtocol(HttpToolsProtocol):
             self._reject(
                 RequestTimeout(f"The request head did not arrive within {self.limits.header_timeout:g} s.")
             )
-        elif self._phase in ("head", "drain") and not self.transport.is_closing():
-            self.transport.close()
+        else:
+            self._close()
 
     def _await_head(self, *, arm: bool) -> None:
         """Wait for a request head: with its deadline running (``arm``) or from the first byte on."""
@@ -147,6 +169,13 @@ class GuardedProtocol(HttpToolsProtocol):
     # -- parsing -----------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self._phase == "closing":
+            self._drained += len(data)
+            if self._drained > self.limits.drain_bytes:
+                self._close()
+            else:
+                self._linger()
+            return
         if self._phase == "head" and self._timer is None:
             self._arm()  # the first byte after an idle keep-alive pause starts the head's deadline
         super().data_received(data)
@@ -164,7 +193,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._phase == "drain":
             self._drained += len(body)
             if self._drained > self.limits.drain_bytes:
-                self.transport.close()
+                self._close()
             return
         super().on_body(body)
 
