@@ -24,7 +24,7 @@ import pytest
 from chatnb._time import format_rfc3339, parse_rfc3339, to_us
 from chatnb.emulator import Emulator, ServerLimits
 from tests.abuse_helpers import read_response, request_bytes, wait_until
-from tests.wire_helpers import CHAT_VERSION, User, Wire, assert_error, q
+from tests.wire_helpers import CHAT_VERSION, Wire, assert_error, q
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +33,8 @@ def wire(emulator: Emulator) -> Iterator[Wire]:
         yield w
 
 
-@pytest.fixture
-def alice(wire: Wire) -> User:
-    return wire.new_user()
-
-
-@pytest.fixture
-def bob(wire: Wire) -> User:
-    return wire.new_user()
-
-
-def test_405_says_what_it_is_and_what_is_allowed(wire: Wire, alice: User) -> None:
+def test_405_says_what_it_is_and_what_is_allowed(wire: Wire) -> None:
+    alice = wire.new_user()
     error = assert_error(wire.chat("PUT", "/chat/threads", alice, {}), 405, "PUT", code="MethodNotAllowed")
     assert "GET" in error["message"] and "POST" in error["message"]
     response = wire.chat("PUT", "/chat/threads", alice, {})
@@ -57,7 +48,8 @@ def test_405_says_what_it_is_and_what_is_allowed(wire: Wire, alice: User) -> Non
 # -- 15: sizes ---------------------------------------------------------------------------------
 
 
-def test_the_28_kb_limit_counts_every_field_in_bytes(wire: Wire, alice: User) -> None:
+def test_the_28_kb_limit_counts_every_field_in_bytes(wire: Wire) -> None:
+    alice = wire.new_user()
     tid = wire.create_thread(alice)
     path = f"/chat/threads/{q(tid)}/messages"
     near = "x" * (28 * 1024 - 150)
@@ -74,7 +66,8 @@ def test_the_28_kb_limit_counts_every_field_in_bytes(wire: Wire, alice: User) ->
     assert_error(patch, 400, code="MessageTooLarge")  # an edit of metadata alone counts too
 
 
-def test_topics_and_display_names_are_capped(wire: Wire, alice: User, bob: User) -> None:
+def test_topics_and_display_names_are_capped(wire: Wire) -> None:
+    alice, bob = wire.new_user(), wire.new_user()
     assert_error(
         wire.chat("POST", "/chat/threads", alice, {"topic": "t" * 251}), 400, "250", code="TopicTooLong"
     )
@@ -99,12 +92,14 @@ def test_topics_and_display_names_are_capped(wire: Wire, alice: User, bob: User)
 @pytest.mark.parametrize(
     "token", ["0.0.-1", "-1.0.0", "0.0.+1", "0x1.0.0", " 1.0.0", "1_0.0.0", "0.0.FF", "0.0.", "..", "0.0.0.0"]
 )
-def test_malformed_thread_continuation_tokens_are_400(wire: Wire, alice: User, token: str) -> None:
+def test_malformed_thread_continuation_tokens_are_400(wire: Wire, token: str) -> None:
+    alice = wire.new_user()
     assert_error(wire.chat("GET", "/chat/threads", alice, params={"syncState": token}), 400, "syncState")
 
 
 @pytest.mark.parametrize("token", ["-1.0", "1.-1", "+1.0", "1.0x0", "ff .0"])
-def test_malformed_message_continuation_tokens_are_400(wire: Wire, alice: User, token: str) -> None:
+def test_malformed_message_continuation_tokens_are_400(wire: Wire, token: str) -> None:
+    alice = wire.new_user()
     tid = wire.create_thread(alice)
     listing = wire.chat("GET", f"/chat/threads/{q(tid)}/messages", alice, params={"syncState": token})
     assert_error(listing, 400, "syncState")
@@ -243,9 +238,8 @@ def test_a_full_database_is_a_503_and_loses_nothing(tmp_path: Path) -> None:
 # -- 17: links ---------------------------------------------------------------------------------
 
 
-def test_links_come_from_the_endpoint_not_the_host_header(
-    wire: Wire, alice: User, emulator: Emulator
-) -> None:
+def test_links_come_from_the_endpoint_not_the_host_header(wire: Wire, emulator: Emulator) -> None:
+    alice = wire.new_user()
     evil = {"Host": "evil.example:443"}
     created = wire.chat("POST", "/chat/threads", alice, {"topic": "t"}, headers=evil)
     assert created.status_code == 201
@@ -264,8 +258,8 @@ def test_links_come_from_the_endpoint_not_the_host_header(
 # -- 18: read receipts and shareHistoryTime ----------------------------------------------------
 
 
-def test_read_receipts_of_hidden_messages_are_hidden(wire: Wire, alice: User, bob: User) -> None:
-    carol = wire.new_user()
+def test_read_receipts_of_hidden_messages_are_hidden(wire: Wire) -> None:
+    alice, bob, carol = wire.new_user(), wire.new_user(), wire.new_user()
     tid = wire.create_thread(alice, "t", bob)
     base = f"/chat/threads/{q(tid)}"
     old = wire.send(tid, alice, "before Carol")
@@ -314,9 +308,8 @@ def test_read_receipt_events_of_hidden_messages_are_hidden(emulator: Emulator) -
 # -- 19: repeatability-request-id --------------------------------------------------------------
 
 
-def test_a_reused_repeatability_key_replays_the_first_thread_whatever_the_body(
-    wire: Wire, alice: User, bob: User
-) -> None:
+def test_a_reused_repeatability_key_replays_the_first_thread_whatever_the_body(wire: Wire) -> None:
+    alice, bob = wire.new_user(), wire.new_user()
     key = {"repeatability-request-id": "3f6b5c1e-9a7d-4c2b-8e1f-0a2b3c4d5e6f"}
     first = wire.chat("POST", "/chat/threads", alice, {"topic": "first", "participants": []}, headers=key)
     other = {"topic": "second", "participants": [bob.participant("Bob")]}
@@ -335,7 +328,8 @@ def test_a_reused_repeatability_key_replays_the_first_thread_whatever_the_body(
     ["k" * 129, "has space", "tab\tinside", "é-not-ascii"],
     ids=["too-long", "space", "control", "non-ascii"],
 )
-def test_bad_repeatability_keys_are_400(wire: Wire, alice: User, key: str) -> None:
+def test_bad_repeatability_keys_are_400(wire: Wire, key: str) -> None:
+    alice = wire.new_user()
     response = wire.http.post(
         "/chat/threads",
         params={"api-version": CHAT_VERSION},
@@ -345,7 +339,8 @@ def test_bad_repeatability_keys_are_400(wire: Wire, alice: User, key: str) -> No
     assert_error(response, 400, "repeatability-request-id", code="InvalidRepeatabilityRequestId")
 
 
-def test_a_100_kb_repeatability_key_is_refused(wire: Wire, alice: User) -> None:
+def test_a_100_kb_repeatability_key_is_refused(wire: Wire) -> None:
+    alice = wire.new_user()
     response = wire.chat(
         "POST", "/chat/threads", alice, {"topic": "t"}, headers={"repeatability-request-id": "k" * 100_000}
     )

@@ -25,9 +25,19 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PayloadTooLarge, RequestTimeout, ServiceError, error_body
+from .errors import PayloadTooLarge, RequestTimeout, ServiceError
 
-__all__ = ["BODY_KEY", "RequestGuard", "ServerLimits", "buffered_body", "reply"]
+__all__ = [
+    "BODY_KEY",
+    "ASGIApp",
+    "Receive",
+    "RequestGuard",
+    "Scope",
+    "Send",
+    "ServerLimits",
+    "buffered_body",
+    "reply",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -142,8 +152,8 @@ class RequestGuard:
             await self.app({**scope, BODY_KEY: body}, replay, watch)
         except Exception:
             log.exception("emulator bug while serving %s %s", scope.get("method"), scope.get("path"))
-            if not started:
-                await send_internal_error(send)
+            if not started:  # a generic message: no stack trace, no request data
+                await reply(send, ServiceError("The emulator failed unexpectedly."))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         cap = self.limits.max_body_bytes
@@ -170,14 +180,3 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-
-async def send_internal_error(send: Send) -> None:
-    """The 500 of an emulator bug: a generic message, no stack trace, no request data."""
-    body = json.dumps(error_body("InternalError", "The emulator failed unexpectedly.")).encode()
-    headers = [
-        (b"content-type", b"application/json; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": 500, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -232,22 +232,10 @@ class Database:
 
     # -- row-level writes (inside a transaction) ------------------------------------------------
 
-    def append_event(
-        self,
-        db: sqlite3.Connection,
-        thread_id: str,
-        type_: str,
-        payload: dict[str, Any],
-        created_on: int,
-        visible_from: int | None = None,
-    ) -> int:
-        """Append an event to the journal; its id, visible to listeners once the transaction commits."""
-        cur = db.execute(
-            "INSERT INTO events (thread_id, type, created_on, visible_from, payload) VALUES (?, ?, ?, ?, ?)",
-            (thread_id, type_, created_on, visible_from, dumps(payload)),
-        )
-        self._tx_event_id, self._tx_events = int(cur.lastrowid or 0), True
-        return self._tx_event_id
+    def note_event(self, event_id: int) -> None:
+        """Record that the open transaction appended journal entry ``event_id``; listeners hear of it
+        once the transaction commits."""
+        self._tx_event_id, self._tx_events = event_id, True
 
     def insert_message(
         self,

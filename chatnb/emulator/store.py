@@ -38,7 +38,12 @@ class Store(Queries):
         visible_from: int | None = None,
     ) -> int:
         """Append an event to the journal, which keeps the newest :data:`EVENT_JOURNAL_SIZE` events."""
-        event_id = self.append_event(db, thread_id, type_, payload, created_on, visible_from)
+        cur = db.execute(
+            "INSERT INTO events (thread_id, type, created_on, visible_from, payload) VALUES (?, ?, ?, ?, ?)",
+            (thread_id, type_, created_on, visible_from, dumps(payload)),
+        )
+        event_id = int(cur.lastrowid or 0)
+        self.note_event(event_id)
         if event_id % 1000 == 0:
             db.execute("DELETE FROM events WHERE id <= ?", (event_id - EVENT_JOURNAL_SIZE,))
         return event_id
