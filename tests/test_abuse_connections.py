@@ -63,7 +63,7 @@ def upload(server: EmulatorProcess, size: int, *, chunked: bool) -> None:
 # -- 13: bodies and heads ----------------------------------------------------------------------
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorProcess]:
     with EmulatorProcess() as proc:
         yield proc

@@ -132,6 +132,8 @@ class RequestGuard:
         except ServiceError as error:
             await reply(send, error)
             return
+        if body is None:
+            return  # the client went away before its body was in; nothing would read the answer
         delivered = False
 
         async def replay() -> Message:
@@ -155,7 +157,7 @@ class RequestGuard:
             if not started:  # a generic message: no stack trace, no request data
                 await reply(send, ServiceError("The emulator failed unexpectedly."))
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         cap = self.limits.max_body_bytes
         too_large = PayloadTooLarge(f"The request body is over {cap} bytes.")
         for name, value in scope.get("headers", ()):
@@ -172,7 +174,7 @@ class RequestGuard:
                     f"The request body did not arrive within {self.limits.body_timeout:g} s."
                 ) from None
             if message["type"] != "http.request":
-                return b""  # the client went away; nothing will read the answer
+                return None
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > cap:

@@ -67,11 +67,13 @@ def _raw_response(error: ServiceError) -> bytes:
 class GuardedProtocol(HttpToolsProtocol):
     """One HTTP/1.1 connection, bounded in time, size and number (see the module docstring).
 
-    ``limits`` and ``cap`` are set on the subclass :func:`protocol_class` makes for a server.
+    ``limits``, ``cap`` and ``live`` (the open connections of every listener the class serves, HTTPS and
+    HTTP alike) are set on the subclass :func:`protocol_class` makes for an emulator.
     """
 
     limits: ClassVar[ServerLimits] = ServerLimits()
     cap: ClassVar[int] = ServerLimits.max_connections
+    live: ClassVar[set[GuardedProtocol]] = set()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,7 +89,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.cap and not self._evict_one():
+        self.live.add(self)
+        if len(self.live) > self.cap and not self._evict_one():
             self._reject(
                 ServiceUnavailable(
                     "The emulator is at its connection limit; retry later.", headers={"Retry-After": "1"}
@@ -98,20 +101,17 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self.live.discard(self)
         super().connection_lost(exc)
 
     def _evict_one(self) -> bool:
         """Close the connection that has waited longest for a request head; ``False`` if none waits."""
-        waiting = [
-            c
-            for c in self.connections
-            if isinstance(c, GuardedProtocol) and c is not self and c._phase == "head"
-        ]
+        waiting = [c for c in self.live if c is not self and c._phase == "head"]
         if not waiting:
             return False
         oldest = min(waiting, key=lambda c: c._waiting_since)
         oldest._close()
-        oldest.connections.discard(oldest)
+        oldest.live.discard(oldest)
         return True
 
     def _reject(self, error: ServiceError) -> None:
@@ -215,7 +215,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
 def protocol_class(limits: ServerLimits) -> type[GuardedProtocol]:
     """A :class:`GuardedProtocol` subclass bound to ``limits``, for ``uvicorn.Config(http=...)``."""
-    return type("BoundedProtocol", (GuardedProtocol,), {"limits": limits, "cap": connection_cap(limits)})
+    bound = {"limits": limits, "cap": connection_cap(limits), "live": set()}
+    return type("BoundedProtocol", (GuardedProtocol,), bound)
 
 
 def bind(host: str, port: int) -> socket.socket:
