@@ -179,17 +179,24 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._phase == "head" and self._timer is None:
             self._arm()  # the first byte after an idle keep-alive pause starts the head's deadline
         super().data_received(data)
-        if self._phase == "head" and not self.transport.is_closing():
+        if self._phase == "head" and not self.transport.is_closing():  # a head still incomplete
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_head_bytes:
                 self._reject(HeadersTooLarge(f"The request head is over {self.limits.max_head_bytes} bytes."))
 
     def on_headers_complete(self) -> None:
+        # a head that arrived whole in one read was never counted in data_received: count it here
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.limits.max_head_bytes:
+            self._reject(HeadersTooLarge(f"The request head is over {self.limits.max_head_bytes} bytes."))
+            return
         self._phase = "busy"
         self._cancel_timer()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
+        if self._phase == "closing":
+            return
         if self._phase == "drain":
             self._drained += len(body)
             if self._drained > self.limits.drain_bytes:
@@ -198,6 +205,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._phase == "closing":
+            return
         if self._phase == "drain":
             self._await_head(arm=False)
         super().on_message_complete()
