@@ -318,6 +318,11 @@ def test_a_reused_repeatability_key_replays_the_first_thread_whatever_the_body(w
     assert again.json()["chatThread"] == first.json()["chatThread"]
     assert again.json()["chatThread"]["topic"] == "first"
     assert wire.chat("GET", f"/chat/threads/{q(first.json()['chatThread']['id'])}", bob).status_code == 403
+    tid = first.json()["chatThread"]["id"]
+    assert wire.chat("DELETE", f"/chat/threads/{q(tid)}", alice).status_code == 204
+    after_delete = wire.chat("POST", "/chat/threads", alice, other, headers=key)
+    assert after_delete.status_code == 201 and after_delete.json()["chatThread"]["id"] == tid
+    assert "deletedOn" in after_delete.json()["chatThread"]  # the replay does not hide what happened since
     # another user's identical key is another request
     other_user = wire.chat("POST", "/chat/threads", bob, {"topic": "bob's"}, headers=key)
     assert other_user.json()["chatThread"]["id"] != first.json()["chatThread"]["id"]

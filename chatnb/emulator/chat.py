@@ -4,13 +4,14 @@ Handlers are plain functions: Starlette runs them in worker threads, so their da
 blocks the event loop. Authentication and membership checks are :mod:`chatnb.emulator.auth`'s.
 
 ``repeatability-request-id`` on create-thread: a key the same user sent before returns the thread that
-first request created (201 again), whatever the new body says. That is what the real service did in the
-recorded traffic (``recordings-python-sdk/test_chat_client_e2e.test_create_chat_thread_w_repeatability_
-request_id.yaml``: the SDK's test re-sends with a new ``shareHistoryTime``, a 258-byte body after a
-256-byte one, and gets the same thread), and what the official SDK's tests expect (a repeat with another
-topic returns the first topic). The "different body is rejected with 400" rule of the ACS
-repeatable-requests page applies to Email and Rooms, not Chat. The key is capped at
-:data:`MAX_REQUEST_ID_CHARS` visible ASCII characters (the spec recommends a UUID, 36).
+first request created (201 again), whatever the new body says, also after the thread was deleted (it
+then shows ``deletedOn``). That is what the real service did in the recorded traffic
+(``shared/reference/recordings-python-sdk/``, the create-thread-with-repeatability-request-id cassette:
+the SDK's live test re-sends with a fresh ``shareHistoryTime``, a 258-byte body after a 256-byte one,
+and gets the same thread), and what the official SDK's own tests expect (a repeat with another topic
+returns the first topic). The "a different body is rejected with 400" rule of the ACS repeatable-requests
+page applies to Email and Rooms, not Chat. The key is capped at :data:`MAX_REQUEST_ID_CHARS` visible
+ASCII characters (the spec recommends a UUID: 36).
 """
 
 from __future__ import annotations
