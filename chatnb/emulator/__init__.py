@@ -19,6 +19,7 @@ from ..location import (
     read_server_info,
     stop_announced,
 )
+from .bounds import ServerLimits
 from .limits import FaultPlan, RateLimiter
 from .server import Emulator
 
@@ -30,6 +31,7 @@ __all__ = [
     "LocationInUse",
     "PortInUse",
     "RateLimiter",
+    "ServerLimits",
     "ca_for_endpoint",
     "default_location",
     "read_server_info",

@@ -1,37 +1,47 @@
-"""Authentication as ACS does it: HMAC-SHA256 request signing for Identity, bearer JWTs for Chat.
+"""Authentication of a request, as ACS does it, and who may do what on a thread.
 
-The HMAC string-to-sign is ``METHOD\\nPATH_AND_QUERY\\nX_MS_DATE;HOST;CONTENT_HASH`` over the raw request
-target, as both official SDKs compute it. Access tokens are HS256 JWTs signed with the resource's access
-key; their payload mimics a real ACS token (``skypeid``, ``scp``, ``exp``...) and is kept free of ``-`` and
-``_`` because the Python SDK decodes it with the standard base64 alphabet.
+Identity requests are signed with HMAC-SHA256: the string-to-sign is
+``METHOD\\nPATH_AND_QUERY\\nX_MS_DATE;HOST;CONTENT_HASH`` over the raw request target, as both official
+SDKs compute it. Chat requests carry a bearer access token (:mod:`chatnb.emulator.tokens`) that must be
+live: signed with the resource key, unexpired, of a user that exists, not revoked, with a chat scope.
+
+Who may do what: every thread operation needs the caller to be a participant (403 otherwise, 404 for a
+thread that does not exist or was deleted); a participant sees no message created before their
+``shareHistoryTime``; ``chat.join`` tokens may not create, update or delete threads, and
+``chat.join.limited`` tokens may not add or remove participants either.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-import jwt
+from starlette.requests import Request
 
 from .._signing import content_hash, sign_request
-from .errors import Unauthorized
+from .bounds import buffered_body
+from .errors import Forbidden, NotFound, Unauthorized
+from .http import CHAT_API_VERSIONS, api_version, raw_target
+from .records import Message, Participant, Thread
+from .state import state_of
+from .tokens import CHAT_SCOPES, TokenIssuer
 
 __all__ = [
-    "CHAT_SCOPES",
-    "KNOWN_SCOPES",
-    "TokenClaims",
+    "MODERN_VERSION",
+    "Caller",
     "TokenIssuer",
+    "authenticate",
+    "bearer_token",
+    "member_thread",
     "verify_hmac",
+    "verify_identity_request",
+    "visible_message",
 ]
 
-KNOWN_SCOPES = frozenset({"chat", "voip", "chat.join", "chat.join.limited", "voip.join"})
-CHAT_SCOPES = frozenset({"chat", "chat.join", "chat.join.limited"})
+MODERN_VERSION = "2025-03-15"
 _AUTH_RE = re.compile(r"HMAC-SHA256 SignedHeaders=([^&]+)&Signature=(.+)")
 _MAX_CLOCK_SKEW_S = 15 * 60
 
@@ -81,81 +91,111 @@ def verify_hmac(
     raise Unauthorized("The HMAC signature does not match; check the access key.")
 
 
+def verify_identity_request(request: Request) -> None:
+    """Check an Identity request's HMAC signature with the resource's access key.
+
+    Raises:
+        Unauthorized: as :func:`verify_hmac`.
+    """
+    state = state_of(request)
+    verify_hmac(
+        state.access_key,
+        method=request.method,
+        path_and_query=raw_target(request),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=buffered_body(request.scope),
+        scheme=request.url.scheme,
+        check_date=state.check_hmac_date,
+    )
+
+
+def bearer_token(request: Request) -> str:
+    """The request's bearer token.
+
+    Raises:
+        Unauthorized: if there is none.
+    """
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The request has no bearer access token.")
+    return token.strip()
+
+
 @dataclass(frozen=True, slots=True)
-class TokenClaims:
-    """What a verified access token says."""
+class Caller:
+    """Who is calling a Chat operation, with what scopes, at which api-version."""
 
     user_id: str
-    generation: int
-    expires_at: int
     scopes: frozenset[str]
+    version: str
+    generation: int = 0
+    expires_at: int = 0
+
+    @property
+    def modern(self) -> bool:
+        return self.version >= MODERN_VERSION
+
+    def require_scope(self, action: str, *, limited_ok: bool = False, join_ok: bool = False) -> None:
+        """Raises: Forbidden: if the token's scopes do not allow ``action``."""
+        if "chat" in self.scopes:
+            return
+        if join_ok and "chat.join" in self.scopes:
+            return
+        if limited_ok and self.scopes & {"chat.join", "chat.join.limited"}:
+            return
+        raise Forbidden(f"The access token's scopes do not allow {action}.")
 
 
-class TokenIssuer:
-    """Issues and verifies the resource's access tokens.
+def authenticate(request: Request, *, continuation: bool = False) -> Caller:
+    """The caller of a Chat request.
 
-    ``resource_id`` is the GUID in every user id (``8:acs:<resource_id>_<user guid>``).
+    Raises:
+        BadRequest: for a missing or unsupported api-version.
+        Unauthorized: for a missing, malformed, forged, expired or revoked token, or a deleted user.
+        Forbidden: for a token without a chat scope.
     """
+    version = api_version(request, CHAT_API_VERSIONS, continuation=continuation)
+    state = state_of(request)
+    claims = state.issuer.verify(bearer_token(request))
+    generation = state.store.user_generation(claims.user_id)
+    if generation is None:
+        raise Unauthorized("The identity of this access token does not exist or was deleted.")
+    if claims.generation != generation:
+        raise Unauthorized("The access token has been revoked.")
+    if not claims.scopes & CHAT_SCOPES:
+        raise Forbidden("The access token has no chat scope.")
+    return Caller(claims.user_id, claims.scopes, version, claims.generation, claims.expires_at)
 
-    def __init__(self, key: bytes, resource_id: str) -> None:
-        self._key = key
-        self.resource_id = resource_id
-        self._cache: dict[str, TokenClaims] = {}
 
-    def issue(self, user_id: str, scopes: list[str], generation: int, expires_in_s: int) -> tuple[str, int]:
-        """A signed token for ``user_id`` and its expiry (Unix seconds)."""
-        now = int(time.time())
-        exp = now + expires_in_s
-        payload: dict[str, object] = {
-            "skypeid": user_id.removeprefix("8:"),
-            "scp": 1792,
-            "csi": str(now),
-            "exp": exp,
-            "rgn": "emu",
-            "acsScope": ",".join(scopes),
-            "resourceId": self.resource_id,
-            "resourceLocation": "unitedstates",
-            "iat": now,
-            "gen": generation,
-            "jti": secrets.token_hex(8),
-        }
-        for pad in range(64):
-            payload["pad"] = "x" * pad
-            raw = json.dumps(payload, separators=(",", ":")).encode()
-            if not re.search(rb"[-_]", base64.urlsafe_b64encode(raw)):
-                break
-        return jwt.encode(payload, self._key, algorithm="HS256"), exp
+def member_thread(request: Request, caller: Caller) -> tuple[Thread, Participant]:
+    """The thread of the request's path and the caller's membership of it.
 
-    def verify(self, token: str) -> TokenClaims:
-        """The claims of a token signed with this resource's key and not yet expired.
+    Raises:
+        NotFound: if the thread does not exist or was deleted.
+        Forbidden: if the caller is not a participant.
+    """
+    thread_id: str = request.path_params["thread_id"]
+    store = state_of(request).store
+    thread = store.get_thread(thread_id)
+    if thread is None or thread.deleted_on is not None:
+        raise NotFound(f"Chat thread {thread_id[:120]!r} does not exist.", code="ThreadNotFound")
+    me = store.participant(thread_id, caller.user_id)
+    if me is None:
+        raise Forbidden("The caller is not a participant of this chat thread.")
+    return thread, me
 
-        Revocation and deleted users are checked by the caller, which knows the user's generation.
 
-        Raises:
-            Unauthorized: if the token is malformed, forged or expired.
-        """
-        claims = self._cache.get(token)
-        if claims is None:
-            try:
-                payload = jwt.decode(
-                    token,
-                    self._key,
-                    algorithms=["HS256"],
-                    options={"require": ["exp", "skypeid"]},
-                )
-                claims = TokenClaims(
-                    user_id="8:" + str(payload["skypeid"]),
-                    generation=int(payload.get("gen", 0)),
-                    expires_at=int(payload["exp"]),
-                    scopes=frozenset(str(payload.get("acsScope", "")).split(",")),
-                )
-            except jwt.ExpiredSignatureError:
-                raise Unauthorized("The access token has expired.") from None
-            except (jwt.InvalidTokenError, ValueError, TypeError):
-                raise Unauthorized("The access token is not valid.") from None
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[token] = claims
-        if claims.expires_at <= time.time():
-            raise Unauthorized("The access token has expired.")
-        return claims
+def visible_message(
+    request: Request, thread: Thread, me: Participant, message_id: str | None = None
+) -> Message:
+    """The message of the request's path (or ``message_id``) if ``me`` may see it.
+
+    Raises:
+        NotFound: if it does not exist or was created before ``me``'s ``shareHistoryTime``.
+    """
+    message_id = message_id or request.path_params["message_id"]
+    message = state_of(request).store.get_message(thread.id, message_id)
+    if message is None or (me.share_history_time is not None and message.created_on < me.share_history_time):
+        raise NotFound(f"Chat message {message_id[:60]!r} does not exist.", code="MessageNotFound")
+    return message

@@ -14,10 +14,14 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "HeadersTooLarge",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "RequestTimeout",
     "ServiceError",
     "ServiceUnavailable",
+    "StorageUnavailable",
     "TooManyRequests",
     "Unauthorized",
     "error_body",
@@ -68,6 +72,21 @@ class NotFound(ServiceError):
     default_code = "NotFound"
 
 
+class MethodNotAllowed(ServiceError):
+    """A known path asked with a method it does not serve; ``allow`` lists the ones it does."""
+
+    status = 405
+    default_code = "MethodNotAllowed"
+
+    def __init__(self, message: str, *, allow: list[str]) -> None:
+        super().__init__(message, headers={"Allow": ", ".join(allow)})
+
+
+class RequestTimeout(ServiceError):
+    status = 408
+    default_code = "RequestTimeout"
+
+
 class Conflict(ServiceError):
     status = 409
     default_code = "Conflict"
@@ -78,6 +97,11 @@ class PayloadTooLarge(ServiceError):
     default_code = "RequestEntityTooLarge"
 
 
+class HeadersTooLarge(ServiceError):
+    status = 431
+    default_code = "RequestHeaderFieldsTooLarge"
+
+
 class TooManyRequests(ServiceError):
     status = 429
     default_code = "TooManyRequests"
@@ -86,6 +110,18 @@ class TooManyRequests(ServiceError):
 class ServiceUnavailable(ServiceError):
     status = 503
     default_code = "ServiceUnavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The database could not do the work now (locked by another process, disk full, I/O error).
+
+    Nothing was changed; the client may retry after ``Retry-After`` seconds.
+    """
+
+    default_code = "StorageUnavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
 def error_body(code: str, message: str, target: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""The Identity API: users and access tokens, authenticated by HMAC request signing."""
+"""The Identity API: users and access tokens, authenticated by HMAC request signing.
+
+Handlers are plain functions: Starlette runs them in worker threads, off the event loop.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +12,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._time import format_rfc3339
-from .app import (
-    IDENTITY_API_VERSIONS,
-    api_version,
-    empty_response,
-    json_response,
-    read_object,
-    state_of,
-    verify_identity_request,
-)
-from .auth import KNOWN_SCOPES
+from .auth import verify_identity_request
 from .errors import BadRequest, NotFound
+from .http import IDENTITY_API_VERSIONS, api_version, empty_response, json_response, read_object
+from .state import state_of
+from .tokens import KNOWN_SCOPES
 
 __all__ = ["routes"]
 
@@ -53,7 +50,8 @@ def _expires_in(body: dict[str, Any]) -> int:
 def _token(request: Request, user_id: str, scopes: list[str], expires_in_s: int) -> dict[str, str]:
     state = state_of(request)
     generation = state.store.user_generation(user_id)
-    assert generation is not None
+    if generation is None:
+        raise NotFound(f"Identity {user_id[:120]!r} does not exist.", code="IdentityNotFound")
     token, exp = state.issuer.issue(user_id, scopes, generation, expires_in_s)
     expires_on = format_rfc3339(exp * 1_000_000).replace("Z", "+00:00")
     return {"token": token, "expiresOn": expires_on}
@@ -66,10 +64,10 @@ def _existing_user(request: Request) -> str:
     return user_id
 
 
-async def create_user(request: Request) -> Response:
+def create_user(request: Request) -> Response:
     api_version(request, IDENTITY_API_VERSIONS)
-    await verify_identity_request(request)
-    body = await read_object(request, required=False)
+    verify_identity_request(request)
+    body = read_object(request, required=False)
     scopes = body.get("createTokenWithScopes")
     if scopes is not None:
         scopes = _scopes(scopes, "createTokenWithScopes")
@@ -81,10 +79,10 @@ async def create_user(request: Request) -> Response:
     return json_response(out, 201)
 
 
-async def issue_token(request: Request) -> Response:
+def issue_token(request: Request) -> Response:
     api_version(request, IDENTITY_API_VERSIONS)
-    await verify_identity_request(request)
-    body = await read_object(request)
+    verify_identity_request(request)
+    body = read_object(request)
     if "scopes" not in body:
         raise BadRequest("scopes is required.", code="ValidationError", target="scopes")
     scopes = _scopes(body["scopes"], "scopes")
@@ -95,16 +93,16 @@ async def issue_token(request: Request) -> Response:
     return json_response(_token(request, user_id, scopes, expires_in))
 
 
-async def revoke_tokens(request: Request) -> Response:
+def revoke_tokens(request: Request) -> Response:
     api_version(request, IDENTITY_API_VERSIONS)
-    await verify_identity_request(request)
+    verify_identity_request(request)
     state_of(request).store.revoke_tokens(_existing_user(request))
     return empty_response(204)
 
 
-async def delete_user(request: Request) -> Response:
+def delete_user(request: Request) -> Response:
     api_version(request, IDENTITY_API_VERSIONS)
-    await verify_identity_request(request)
+    verify_identity_request(request)
     state_of(request).store.delete_user(request.path_params["user_id"])
     return empty_response(204)
 

@@ -22,7 +22,6 @@ then served normally.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 import re
@@ -31,17 +30,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from .auth import TokenIssuer
-from .errors import ServiceError, ServiceUnavailable, TooManyRequests, error_body
+from .bounds import ASGIApp, Receive, Scope, Send, reply
+from .errors import ServiceError, ServiceUnavailable, TooManyRequests
+from .tokens import TokenIssuer
 
 __all__ = ["CHAT_LIMITS", "IDENTITY_LIMITS", "FaultInjector", "FaultPlan", "LimitsMiddleware", "RateLimiter"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[dict[str, Any]], Any]
-ASGIApp = Callable[[Scope, Receive, Send], Any]
 
 #: ``bucket -> (scope, ((count, window seconds), ...))``; scope is "user", "thread", "user+thread" or
 #: "resource". Straight from the table of ``limits.md``.
@@ -318,12 +313,5 @@ class LimitsMiddleware:
 
 
 async def _reply(send: Send, error: ServiceError, retry_after: float) -> None:
-    body = json.dumps(error_body(error.code, error.message)).encode()
-    headers = [
-        (b"content-type", b"application/json; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(math.ceil(retry_after)).encode()),
-        (b"retry-after-ms", str(math.ceil(retry_after * 1000)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    waits = {"Retry-After": str(math.ceil(retry_after)), "retry-after-ms": str(math.ceil(retry_after * 1000))}
+    await reply(send, error, waits)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import islice
 
-from .db import _dumps
+from .records import dumps
 from .store import Store
 
 __all__ = ["seed_messages"]
@@ -37,18 +37,18 @@ def seed_messages(
     Sequence ids follow the thread's last one, in the order given (give increasing times for a
     realistic history). Returns how many were inserted.
     """
-    meta = _dumps(metadata)
+    meta = dumps(metadata)
     count = 0
     it = iter(messages)
     while True:
         chunk = list(islice(it, batch))
         if not chunk:
             return count
-        with store._tx() as db:
+        with store.transaction() as db:
             (last_seq,) = db.execute("SELECT last_seq FROM threads WHERE id = ?", (thread_id,)).fetchone()
             rows = []
             for i, (created, content) in enumerate(chunk, start=1):
-                message_id = str(store._next_id())
+                message_id = store.next_id()
                 rows.append(
                     (
                         thread_id,

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import errno
 import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,17 +27,17 @@ import uvicorn
 
 from .. import location as _location
 from ..location import DB_NAME, LocationError, LocationInUse, PortInUse, open_private, private_dir
-from .app import EmulatorState, create_app
-from .auth import TokenIssuer
+from .app import create_app
+from .bounds import ServerLimits
 from .certs import ensure_certificate
-from .events import Broadcaster
 from .latency import LatencyMiddleware
-from .limits import FaultInjector, FaultPlan, LimitsMiddleware, RateLimiter
+from .limits import FaultInjector, FaultPlan, RateLimiter
+from .protocol import BoundedServer, protocol_class
+from .state import Broadcaster, EmulatorState
 from .store import Store
+from .tokens import TokenIssuer
 
 __all__ = ["Emulator", "LocationError", "LocationInUse", "PortInUse"]
-
-EVENTS_PATH = "/chatnb/events"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -69,37 +68,6 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server with a prompt, quiet shutdown.
-
-    At shutdown, idle keep-alive connections are aborted at once: a graceful TLS close waits for the
-    client's ``close_notify``, which the SDKs' pooled connections never send, so every stop used to sit
-    out the whole grace period and then log "Cancel 0 running task(s)". The emulator's own event streams
-    end too (a stream outliving its server is expected; clients reconnect). Requests in flight keep
-    uvicorn's grace period, and its error if they overrun it. Signals are not captured here:
-    :meth:`Emulator.serve_forever` handles them, so nothing is re-raised after a clean shutdown.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            transport = getattr(connection, "transport", None)
-            cycle = getattr(connection, "cycle", None)
-            if transport is None or transport.is_closing():
-                continue
-            if cycle is None or cycle.response_complete:
-                if transport.get_write_buffer_size() == 0:
-                    transport.abort()
-            elif cycle.scope.get("path") == EVENTS_PATH:
-                transport.abort()
-        await super().shutdown(sockets)
-
-
 class Emulator:
     """An ACS Chat + Identity emulator.
 
@@ -122,6 +90,9 @@ class Emulator:
             event-stream requests with 429/503 (and ``Retry-After``) or delay them. Off by default.
         latency_ms, latency_jitter_ms: simulated distance: every request's round trip takes
             ``latency_ms`` plus up to ``latency_jitter_ms`` more (see :mod:`chatnb.emulator.latency`).
+        server_limits: the bounds on what a client can make the server hold (body and head sizes,
+            timeouts, connections, event streams per user, storage waits and size); see
+            :class:`~chatnb.emulator.bounds.ServerLimits` for the defaults.
     """
 
     def __init__(
@@ -140,6 +111,7 @@ class Emulator:
         faults: FaultPlan | None = None,
         latency_ms: float = 0.0,
         latency_jitter_ms: float = 0.0,
+        server_limits: ServerLimits | None = None,
     ) -> None:
         self.location = None if location is None else Path(location).expanduser().resolve()
         self.host = host
@@ -164,8 +136,14 @@ class Emulator:
             self.ca_cert, self.cert_key = ensure_certificate(cert_dir)
         if self.location is not None:  # SQLite gives its -wal and -shm files the same mode
             os.close(open_private(self.location / DB_NAME, os.O_WRONLY))
-        self.store = Store(None if self.location is None else self.location / DB_NAME, self.resource_id)
-        self.broadcaster = Broadcaster()
+        self.limits = server_limits or ServerLimits()
+        self.store = Store(
+            None if self.location is None else self.location / DB_NAME,
+            self.resource_id,
+            busy_timeout=self.limits.storage_timeout,
+            max_bytes=self.limits.max_database_bytes,
+        )
+        self.broadcaster = Broadcaster(self.limits.max_streams_per_user)
         self.store.add_listener(self.broadcaster.notify)
         self.state = EmulatorState(
             store=self.store,
@@ -173,20 +151,14 @@ class Emulator:
             access_key=base64.b64decode(self.access_key),
             check_hmac_date=check_hmac_date,
             debug=debug,
-            extras={"broadcaster": self.broadcaster},
+            broadcaster=self.broadcaster,
+            limits=self.limits,
         )
-        self.app = create_app(self.state)
         self.rate_limiter: RateLimiter | None = (
             rate_limits if isinstance(rate_limits, RateLimiter) else RateLimiter() if rate_limits else None
         )
         self.fault_injector = None if faults is None else FaultInjector(faults)
-        if self.rate_limiter is not None or self.fault_injector is not None:
-            self.app.add_middleware(
-                LimitsMiddleware,
-                issuer=self.state.issuer,
-                limiter=self.rate_limiter,
-                faults=self.fault_injector,
-            )
+        self.app = create_app(self.state, limiter=self.rate_limiter, faults=self.fault_injector)
         self.latency_ms, self.latency_jitter_ms = float(latency_ms), float(latency_jitter_ms)
         if latency_ms or latency_jitter_ms:  # outermost: throttled answers travel the distance too
             self.app.add_middleware(LatencyMiddleware, latency_ms=latency_ms, jitter_ms=latency_jitter_ms)
@@ -235,9 +207,11 @@ class Emulator:
             "log_level": level,
             "access_log": self.debug,
             "timeout_graceful_shutdown": 2,
-            "timeout_keep_alive": 30,
+            "timeout_keep_alive": self.limits.keep_alive_timeout,
             "server_header": False,
+            "http": protocol_class(self.limits),
         }
+        handshake = self.limits.handshake_timeout
         tls_sock = _bind(self.host, self._requested_port)
         self.port = tls_sock.getsockname()[1]
         if self.location is not None:
@@ -252,11 +226,13 @@ class Emulator:
             ssl_keyfile=str(self.cert_key),
             **common,
         )
-        servers: list[tuple[uvicorn.Server, socket.socket]] = [(_Server(tls), tls_sock)]
+        servers: list[tuple[uvicorn.Server, socket.socket]] = [(BoundedServer(tls, handshake), tls_sock)]
+        self.state.endpoints["https"] = self.endpoint
         if self._http_port is not None:
             http_sock = _bind(self.host, self._http_port)
             self.http_port = http_sock.getsockname()[1]
-            servers.append((_Server(uvicorn.Config(self.app, **common)), http_sock))
+            servers.append((BoundedServer(uvicorn.Config(self.app, **common), handshake), http_sock))
+            self.state.endpoints["http"] = self.http_endpoint or ""
         return servers
 
     def _listen(self) -> list[tuple[uvicorn.Server, socket.socket]]:

@@ -3,6 +3,13 @@
 Rendering follows what the official SDKs need (see ``shared/reference/wire-requirements.md``): every
 identifier carries both ``rawId`` and ``communicationUser.id``; timestamps are UTC with a ``Z``; ids,
 ``sequenceId`` and ``version`` are strings.
+
+Parsing applies the service's size limits. Documented ones: a message is at most 28 KB ("Message Size",
+the service-limits page), counted here in UTF-8 bytes over everything a message stores (content, sender
+display name, metadata keys and values); thread and participant metadata at most 1 KB each (the
+2025-03-15 swagger). Topics and display names have no documented limit; the emulator caps a topic at
+:data:`MAX_TOPIC_CHARS` characters (the limit Microsoft Graph documents for a Teams chat topic) and a
+display name at :data:`MAX_NAME_CHARS`.
 """
 
 from __future__ import annotations
@@ -11,19 +18,32 @@ from typing import Any
 
 from .._time import format_rfc3339, parse_rfc3339_us
 from .errors import BadRequest
-from .store import Message, Participant, Thread
+from .records import Message, Participant, Thread
 
 __all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MAX_METADATA_BYTES",
+    "MAX_NAME_CHARS",
+    "MAX_TOPIC_CHARS",
+    "check_message_size",
     "identifier",
     "message_json",
+    "parse_content",
     "parse_identifier",
     "parse_metadata",
+    "parse_name",
     "parse_participant",
     "parse_time",
+    "parse_topic",
     "participant_json",
     "thread_item_json",
     "thread_json",
 ]
+
+MAX_MESSAGE_BYTES = 28 * 1024
+MAX_METADATA_BYTES = 1024
+MAX_TOPIC_CHARS = 250
+MAX_NAME_CHARS = 256
 
 _EPOCH_TEXT = "1970-01-01T00:00:00Z"
 
@@ -69,6 +89,10 @@ def parse_time(value: Any, target: str) -> int:
         raise BadRequest(f"{target} is not an RFC 3339 date-time: {value[:64]!r}.", target=target) from None
 
 
+def _utf8_size(*texts: str | None) -> int:
+    return sum(len(t.encode("utf-8")) for t in texts if t)
+
+
 def parse_metadata(value: Any, target: str, max_bytes: int | None = None) -> dict[str, str] | None:
     if value is None:
         return None
@@ -77,10 +101,78 @@ def parse_metadata(value: Any, target: str, max_bytes: int | None = None) -> dic
     ):
         raise BadRequest(f"{target} must be an object of string values.", target=target)
     if max_bytes is not None:
-        size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+        size = sum(_utf8_size(k, v) for k, v in value.items())
         if size > max_bytes:
             raise BadRequest(f"{target} is {size} bytes; at most {max_bytes} are allowed.", target=target)
     return value
+
+
+def parse_topic(value: Any) -> str:
+    """A thread topic: a non-empty string of at most :data:`MAX_TOPIC_CHARS` characters.
+
+    Raises:
+        BadRequest: if it is missing, not a string, blank or too long.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("topic is required and must be a non-empty string.", target="topic")
+    if len(value) > MAX_TOPIC_CHARS:
+        raise BadRequest(
+            f"topic is {len(value)} characters; at most {MAX_TOPIC_CHARS} are allowed.",
+            code="TopicTooLong",
+            target="topic",
+        )
+    return value
+
+
+def parse_name(value: Any, target: str) -> str | None:
+    """A display name: ``None`` or a string of at most :data:`MAX_NAME_CHARS` characters.
+
+    Raises:
+        BadRequest: if it is not a string or too long.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{target} must be a string.", target=target)
+    if len(value) > MAX_NAME_CHARS:
+        raise BadRequest(
+            f"{target} is {len(value)} characters; at most {MAX_NAME_CHARS} are allowed.",
+            code="DisplayNameTooLong",
+            target=target,
+        )
+    return value
+
+
+def parse_content(value: Any) -> str:
+    """A message's content: a non-empty string (its size counts in :func:`check_message_size`).
+
+    Raises:
+        BadRequest: if it is not a string or empty.
+    """
+    if not isinstance(value, str):
+        raise BadRequest("content must be a string.", target="content")
+    if not value:
+        raise BadRequest("content must not be empty.", target="content")
+    return value
+
+
+def check_message_size(
+    content: str | None, display_name: str | None, metadata: dict[str, str] | None
+) -> None:
+    """Check that a message stays within the service's 28 KB, in UTF-8 bytes over all it stores.
+
+    Raises:
+        BadRequest: ``MessageTooLarge`` if content, sender display name and metadata exceed it.
+    """
+    pairs = (metadata or {}).items()
+    size = _utf8_size(content, display_name) + sum(_utf8_size(k, v) for k, v in pairs)
+    if size > MAX_MESSAGE_BYTES:
+        raise BadRequest(
+            f"The message is {size} bytes (content, sender display name and metadata); at most "
+            f"{MAX_MESSAGE_BYTES} (28 KB) are allowed.",
+            code="MessageTooLarge",
+            target="content",
+        )
 
 
 def parse_participant(value: Any, target: str, *, with_metadata: bool) -> Participant:
@@ -89,12 +181,14 @@ def parse_participant(value: Any, target: str, *, with_metadata: bool) -> Partic
     if "communicationIdentifier" not in value:
         raise BadRequest(f"{target}.communicationIdentifier is required.", target=target)
     user_id = parse_identifier(value["communicationIdentifier"], f"{target}.communicationIdentifier")
-    name = value.get("displayName")
-    if name is not None and not isinstance(name, str):
-        raise BadRequest(f"{target}.displayName must be a string.", target=target)
+    name = parse_name(value.get("displayName"), f"{target}.displayName")
     share = value.get("shareHistoryTime")
     share_us = None if share is None else parse_time(share, f"{target}.shareHistoryTime")
-    metadata = parse_metadata(value.get("metadata"), f"{target}.metadata", 1024) if with_metadata else None
+    metadata = (
+        parse_metadata(value.get("metadata"), f"{target}.metadata", MAX_METADATA_BYTES)
+        if with_metadata
+        else None
+    )
     return Participant(user_id, name, share_us, metadata)
 
 
