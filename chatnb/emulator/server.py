@@ -30,6 +30,7 @@ from ..location import DB_NAME, LocationError, LocationInUse, PortInUse, open_pr
 from .app import create_app
 from .bounds import ServerLimits
 from .certs import ensure_certificate
+from .errors import StorageUnavailable
 from .latency import LatencyMiddleware
 from .limits import FaultInjector, FaultPlan, RateLimiter
 from .protocol import BoundedServer, protocol_class
@@ -137,12 +138,17 @@ class Emulator:
         if self.location is not None:  # SQLite gives its -wal and -shm files the same mode
             os.close(open_private(self.location / DB_NAME, os.O_WRONLY))
         self.limits = server_limits or ServerLimits()
-        self.store = Store(
-            None if self.location is None else self.location / DB_NAME,
-            self.resource_id,
-            busy_timeout=self.limits.storage_timeout,
-            max_bytes=self.limits.max_database_bytes,
-        )
+        try:
+            self.store = Store(
+                None if self.location is None else self.location / DB_NAME,
+                self.resource_id,
+                busy_timeout=self.limits.storage_timeout,
+                max_bytes=self.limits.max_database_bytes,
+            )
+        except StorageUnavailable as exc:  # at start a location problem, not a 503 to retry
+            self._release_lock()
+            cause = exc.__cause__ or exc
+            raise LocationError(f"cannot open the database in {self.location}: {cause}") from exc
         self.broadcaster = Broadcaster(self.limits.max_streams_per_user)
         self.store.add_listener(self.broadcaster.notify)
         self.state = EmulatorState(
