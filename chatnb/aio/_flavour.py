@@ -4,7 +4,8 @@ The shells (``chatnb/aio/_sender.py``, ``_client.py``, ``_identity.py``, ``_cred
 ``chatnb/export/_aio.py``) are written once, async, and ``scripts/unasync.py`` generates their sync
 twins. What cannot be said with the same words in both flavours lives here and in :mod:`chatnb._flavour`,
 under the same names: locks, background work, work handed to a thread, how a credential is asked for its
-token, and which clients a function accepts.
+token, which clients a function accepts, and how an attempt is held to its deadline (here
+``asyncio.timeout``; the sync flavour bounds each socket operation: :mod:`chatnb._deadline`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Callable, Coroutine
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+import httpx
+
 from .._tokens import token_getter, token_text, wrap_credential
+from .._transport import deadline_message
 
 __all__ = [
     "Ahead",
@@ -26,8 +31,10 @@ __all__ = [
     "bearer_token",
     "call_refresher",
     "check_refresher",
+    "default_transport",
     "offload",
     "require_client",
+    "within",
 ]
 
 T = TypeVar("T")
@@ -52,6 +59,28 @@ async def call_refresher(refresher: Callable[[], Any]) -> Any:
     return result
 
 
+async def within(
+    seconds: float | None, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """``await function(*args, **kwargs)`` (one attempt: connect, send, read the answer), ended after
+    ``seconds`` (``None``: no deadline).
+
+    Raises:
+        httpx.ReadTimeout: once the deadline passes (what was running is cancelled).
+    """
+    if seconds is None:
+        return await function(*args, **kwargs)
+    try:
+        return await asyncio.wait_for(function(*args, **kwargs), seconds)
+    except asyncio.TimeoutError:
+        raise httpx.ReadTimeout(deadline_message(seconds)) from None
+
+
+def default_transport(verify: bool | ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """The transport of an async client, poller or stream: httpx's own (:func:`within` bounds it)."""
+    return None
+
+
 def check_refresher(refresher: object) -> None:
     """Check a credential's ``token_refresher``: here any callable will do (a coroutine function too)."""
 
@@ -63,9 +92,10 @@ async def bearer_token(credential: object) -> str:
 
     Raises:
         TypeError: if ``credential`` has no ``get_token()`` or it returns no token.
+        ValueError: for a token a header cannot carry (the message does not show it).
     """
     if isinstance(credential, str):
-        return credential
+        return token_text(credential)
     get = token_getter(credential)
     if inspect.iscoroutinefunction(get):
         result = await get()

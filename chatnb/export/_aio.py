@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .._core import LinkTrail
 from ..aio._flavour import Prefetcher, offload, require_client
 from ..paging import MessagePage
 from ._common import (
@@ -59,9 +60,10 @@ async def _fetch(tc: Any, listing: dict[str, Any], pacer: Pacer | None, max_retr
                     pacer.sent()  # when the answer came: the service saw the request before that
             return page
         except RETRYABLE as exc:
-            if attempt >= max_retries:
+            delay = retry_delay(exc, attempt)
+            if attempt >= max_retries or delay is None:
                 raise
-            await asyncio.sleep(retry_delay(exc, attempt))
+            await asyncio.sleep(delay)
             attempt += 1
 
 
@@ -79,9 +81,12 @@ async def _export_run(job: ExportJob, tc: Any, run: ThreadRun, pace: bool, max_r
             raise
         run.restart()  # the saved continuation expired: list again, skipping what was written
         page = await _fetch(tc, first_listing(job, run), pacer, max_retries)
+    trail = LinkTrail()  # each page is its own listing call: the loop check of Sender.pages, across them
     async with Prefetcher() as prefetch:
         while True:
             token = page.continuation_token
+            if token is not None:
+                trail.follow(token)
             ahead = (
                 None if token is None else prefetch.start(_fetch, tc, continued(token), pacer, max_retries)
             )
