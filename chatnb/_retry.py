@@ -23,10 +23,15 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["MAX_SERVER_WAIT", "Backoff", "RetryPolicy", "parse_retry_after"]
+__all__ = ["MAX_SERVER_WAIT", "Backoff", "RetryPolicy", "parse_retry_after", "seconds_text"]
 
 MAX_SERVER_WAIT = 60.0
 """The longest chatnb waits because a server asked (``Retry-After``, ``retry-after-ms``, ``retry:``)."""
+
+
+def seconds_text(seconds: float) -> str:
+    """``seconds`` for a message: ``0.25``, ``60``, ``99,999,999``."""
+    return f"{seconds:,.0f}" if seconds >= 1000 else f"{seconds:.3g}"
 
 
 def _seconds(text: str, scale: float = 1.0) -> float | None:
@@ -142,6 +147,7 @@ class RetryPolicy:
         if asked is None or asked <= self.longest_wait(waited):
             return None
         return (
-            f"the service asked to wait {asked:g} s, longer than chatnb waits: at most "
-            f"{self.max_server_wait:g} s a wait, {self.max_total_wait:g} s in all (RetryPolicy); try later"
+            f"the service asked to wait {seconds_text(asked)} s, longer than chatnb waits: at most "
+            f"{seconds_text(self.max_server_wait)} s a wait, {seconds_text(self.max_total_wait)} s in all "
+            "(RetryPolicy); try again later"
         )

@@ -21,7 +21,7 @@ from typing import cast
 import httpx
 
 from ._core import RetryPolicy, normalize_endpoint, resolve_verify
-from ._retry import Backoff, parse_retry_after
+from ._retry import Backoff, parse_retry_after, seconds_text
 from ._sse import MAX_EVENT, MAX_LINE, SSEDecoder, SSEMessage, ascii_int
 from .aio._sender import Auth, BearerAuth, Sender, open_http
 from .errors import (
@@ -224,10 +224,10 @@ class EventStream:
                 floor = asked if asked is not None or not self._honour_retry_field else self.retry_field
                 if floor is not None and floor > self._backoff.floor_cap:
                     log.warning(
-                        "event stream: the server asked to wait %g s before reconnecting; chatnb waits at "
-                        "most %g s",
-                        floor,
-                        self._backoff.floor_cap,
+                        "event stream: the server asked to wait %s s before reconnecting; chatnb waits at "
+                        "most %s s",
+                        seconds_text(floor),
+                        seconds_text(self._backoff.floor_cap),
                     )
                 delay = self._backoff.delay(attempt, floor)
                 log.log(
