@@ -9,6 +9,7 @@ keeps only the unfinished line and the event being built, and looks at each char
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ class SSEDecoder:
     def __init__(self, *, max_line: int = MAX_LINE, max_event: int = MAX_EVENT) -> None:
         self.max_line = max_line
         self.max_event = max_event
-        self._partial: list[str] = []  # the unfinished line, in the pieces it came in
+        self._partial = io.StringIO()  # the unfinished line (appended in place: no copy per chunk)
         self._partial_size = 0
         self._after_cr = False  # the last chunk ended in CR: an LF opening the next one belongs to it
         self._started = False
@@ -79,28 +80,27 @@ class SSEDecoder:
         if self._after_cr and text.startswith("\n"):
             text = text[1:]
         self._after_cr = text.endswith("\r")
+        lines = _EOL.split(text) if "\r" in text else text.split("\n")  # the last: an unfinished line
+        rest = lines.pop()
         out: list[SSEMessage] = []
-        start = 0
-        for end in _EOL.finditer(text):
-            line = text[start : end.start()]
-            if self._partial:
-                self._partial.append(line)
-                line = "".join(self._partial)
-                self._partial, self._partial_size = [], 0
-            self._check_line(len(line))
+        if lines and self._partial_size:
+            lines[0] = self._partial.getvalue() + lines[0]
+            self._partial, self._partial_size = io.StringIO(), 0
+        for line in lines:
+            if len(line) > self.max_line:
+                self._refuse_line()
             message = self._line(line)
             if message is not None:
                 out.append(message)
-            start = end.end()
-        if start < len(text):
-            self._partial_size += len(text) - start
-            self._check_line(self._partial_size)
-            self._partial.append(text[start:])
+        if rest:
+            self._partial_size += len(rest)
+            if self._partial_size > self.max_line:
+                self._refuse_line()
+            self._partial.write(rest)
         return out
 
-    def _check_line(self, size: int) -> None:
-        if size > self.max_line:
-            raise refused_answer(None, f"the event stream sent a line over {self.max_line:,} characters")
+    def _refuse_line(self) -> None:
+        raise refused_answer(None, f"the event stream sent a line over {self.max_line:,} characters")
 
     def _line(self, line: str) -> SSEMessage | None:
         if not line:
