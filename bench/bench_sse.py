@@ -11,7 +11,7 @@ Three streams are fed to both decoders in chunks, as ``httpx`` hands them over:
 - an ordinary stream of ``--events`` chat events of about 300 bytes (4 KiB chunks): events per second,
   to show the bounds cost nothing on the common case.
 
-The old decoder is reproduced here (main's, before issue 13) only to measure it.
+The old scanning is reproduced here (main's, before issue 13) only to measure it.
 """
 
 from __future__ import annotations
@@ -26,22 +26,16 @@ from chatnb._sse import SSEDecoder, SSEMessage
 from chatnb.errors import RefusedAnswerError
 
 
-class RescanningDecoder:
-    """The decoder before issue 13 (main's ``chatnb/_stream.py``): one growing buffer, scanned from its
-    start on every feed, without caps."""
+class RescanningDecoder(SSEDecoder):
+    """The scanning of the decoder before issue 13 (main's ``chatnb/_stream.py``): one growing buffer,
+    searched from its start for line ends on every feed, without a cap. What a line means is the same as
+    in :class:`~chatnb._sse.SSEDecoder` (inherited): only how lines are found differs."""
 
     def __init__(self) -> None:
+        super().__init__(max_line=sys.maxsize, max_event=sys.maxsize)
         self._buffer = ""
-        self._started = False
-        self._data: list[str] = []
-        self._event = ""
-        self.last_event_id: str | None = None
-        self.retry: int | None = None
 
     def feed(self, text: str) -> list[SSEMessage]:
-        if not self._started and text:
-            self._started = True
-            text = text.removeprefix("\ufeff")
         self._buffer += text
         out: list[SSEMessage] = []
         start = 0
@@ -63,30 +57,6 @@ class RescanningDecoder:
             start = nxt
         self._buffer = buf[start:]
         return out
-
-    def _line(self, line: str) -> SSEMessage | None:
-        if not line:
-            if not self._data:
-                self._event = ""
-                return None
-            message = SSEMessage(self._event or "message", "\n".join(self._data), self.last_event_id)
-            self._data, self._event = [], ""
-            return message
-        if line.startswith(":"):
-            return None
-        field, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if field == "event":
-            self._event = value
-        elif field == "data":
-            self._data.append(value)
-        elif field == "id":
-            if "\0" not in value:
-                self.last_event_id = value
-        elif field == "retry" and value.isdigit():
-            self.retry = int(value)
-        return None
 
 
 def chunks(text: str, size: int) -> Iterable[str]:

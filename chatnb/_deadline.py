@@ -10,7 +10,8 @@ never waits past it. Past the deadline an operation raises ``httpcore``'s timeou
 ``httpx.ReadTimeout`` (``ConnectTimeout``, ``WriteTimeout``) and the sender into a
 :class:`~chatnb.TransportError` naming the budget.
 
-A transport given by the caller (``transport=...``) is used as it is: only per-operation timeouts then.
+A transport given by the caller (``transport=...``) is used as it is, and so is the one httpx makes for
+a proxy of the environment (``HTTPS_PROXY``): only per-operation timeouts there.
 """
 
 from __future__ import annotations
@@ -164,11 +165,12 @@ class _Backend(httpcore.NetworkBackend):
 
 def default_transport(verify: bool | ssl.SSLContext, limits: httpx.Limits) -> httpx.HTTPTransport:
     """The transport of a sync client, poller or stream: httpx's, over the deadline-bounded backend."""
-    transport = httpx.HTTPTransport(verify=verify, limits=limits)
+    context = httpx.create_ssl_context(verify=verify)
+    transport = httpx.HTTPTransport(verify=context, limits=limits)
     # httpx builds its connection pool without a way to choose the network backend: build it again,
     # with the same settings as httpx.HTTPTransport, over the deadline-bounded one.
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=httpx.create_ssl_context(verify=verify),
+        ssl_context=context,
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,

@@ -23,6 +23,7 @@ import httpx
 from ._core import RetryPolicy, normalize_endpoint, resolve_verify
 from ._retry import Backoff, parse_retry_after, seconds_text
 from ._sse import MAX_EVENT, MAX_LINE, SSEDecoder, SSEMessage, ascii_int
+from .aio._flavour import bounded
 from .aio._sender import Auth, BearerAuth, Sender, open_http
 from .errors import (
     DecodingError,
@@ -255,7 +256,7 @@ class EventStream:
                     if self.connected or until is None:
                         chunk = await chunks.__anext__()
                     else:
-                        chunk = await asyncio.wait_for(chunks.__anext__(), max(0.0, until - loop.time()))
+                        chunk = await bounded(max(0.0, until - loop.time()), chunks.__anext__())
                 except StopAsyncIteration:
                     return
                 except asyncio.TimeoutError:

@@ -58,6 +58,7 @@ __all__ = [
     "decoding_error",
     "error_from_response",
     "refused_answer",
+    "safe_reason",
     "transport_error",
 ]
 
@@ -323,7 +324,10 @@ def safe_reason(exc: BaseException, request: httpx.Request | None = None) -> str
     ``Authorization`` token, the access key's signature) and no bytes an httpx or h11 message quotes
     (``Illegal header value b'Bearer ...'``)."""
     if isinstance(exc, httpx.LocalProtocolError):  # h11 refused what chatnb was about to send
-        return f"{type(exc).__name__}: the request could not be sent (a header value is not valid HTTP)"
+        return (
+            f"{type(exc).__name__}: the request could not be sent, it is not valid HTTP "
+            "(a header value with a control character, for instance)"
+        )
     reason = _BYTES_REPR.sub("<bytes>", str(exc))
     for value in () if request is None else request.headers.values():
         if len(value) >= 8:

@@ -6,6 +6,7 @@ twins. What cannot be said with the same words in both flavours lives here and i
 under the same names: locks, background work, work handed to a thread, how a credential is asked for its
 token, which clients a function accepts, and how an attempt is held to its deadline (here
 ``asyncio.timeout``; the sync flavour bounds each socket operation: :mod:`chatnb._deadline`).
+:func:`bounded` has no sync twin: only the async event stream (:mod:`chatnb._stream`) uses it directly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import inspect
 import ssl
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -29,6 +31,7 @@ __all__ = [
     "Prefetcher",
     "as_credential",
     "bearer_token",
+    "bounded",
     "call_refresher",
     "check_refresher",
     "default_transport",
@@ -59,6 +62,20 @@ async def call_refresher(refresher: Callable[[], Any]) -> Any:
     return result
 
 
+async def bounded(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``await awaitable``, cancelled after ``seconds``, in the running task: ``asyncio.timeout`` (where
+    Python has it: ``asyncio.wait_for`` of 3.10 and 3.11 can lose a cancellation that comes as the
+    awaited thing completes, and a stream being stopped would then go on).
+
+    Raises:
+        TimeoutError: once ``seconds`` have passed.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+
+
 async def within(
     seconds: float | None, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
 ) -> T:
@@ -71,7 +88,7 @@ async def within(
     if seconds is None:
         return await function(*args, **kwargs)
     try:
-        return await asyncio.wait_for(function(*args, **kwargs), seconds)
+        return await bounded(seconds, function(*args, **kwargs))
     except asyncio.TimeoutError:
         raise httpx.ReadTimeout(deadline_message(seconds)) from None
 
