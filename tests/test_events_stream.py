@@ -184,6 +184,7 @@ async def test_a_cut_in_a_burst_of_500_loses_and_duplicates_nothing(
     received: list[str] = []
     seen: list[Event] = []
     cuts = 0
+    burst_seen = asyncio.Event()
 
     async def consume() -> None:
         nonlocal cuts
@@ -195,13 +196,19 @@ async def test_a_cut_in_a_burst_of_500_loses_and_duplicates_nothing(
                     relay.cut()
                     cuts += 1
                 if len(received) == 500:
-                    return
+                    burst_seen.set()
 
     consumer = asyncio.create_task(consume())
     sent = [await a.send(thread, f"m{i}") for i in range(500)]
-    await asyncio.wait_for(consumer, 30)
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(burst_seen.wait(), 30)
+    # The stream may have read the whole burst before the consumer reached the second cut: its reconnect
+    # then comes after the stream's retry: time (1 s), so wait for it rather than for a fixed time.
+    deadline = time.monotonic() + 10
+    while relay.connections < 3 or kinds(seen).count("realTimeNotificationConnected") < 3:
+        assert time.monotonic() < deadline, (relay.connections, kinds(seen))
+        await asyncio.sleep(0.02)
     await engine.stop()
+    await asyncio.wait_for(consumer, 10)  # the iterator ends with the engine
     await relay.aclose()
     assert len(sent) == 500 and cuts == 2
     assert received == [f"m{i}" for i in range(500)]  # every message once, in order
