@@ -88,7 +88,7 @@ def test_fields_a_server_can_make_huge_or_strange_are_bounded() -> None:
     assert ascii_int("\u00b2") is None and ascii_int("9" * 19) is None and ascii_int("42") == 42
 
 
-def test_backoff_and_the_retry_policy_cap_what_a_server_asks() -> None:
+def test_backoff_caps_what_a_server_asks() -> None:
     assert Backoff().delay(0, floor=99_999_999) == MAX_SERVER_WAIT == 60.0
     assert Backoff(jitter=True).delay(5, floor=1e12) == 60.0
     assert Backoff(0.5, 30, floor_cap=2.0).delay(0, floor=10) == 2.0
