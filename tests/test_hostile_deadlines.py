@@ -44,10 +44,10 @@ from chatnb._polling import Poller
 from chatnb._stream import EventStream
 
 FLAVOURS = [pytest.param("sync", id="sync"), pytest.param("async", id="async")]
-DRIP = 0.15  # seconds between two bytes of a dripped answer
-BUDGET = 0.6  # the client's timeout: a few bytes' worth
-BODY = page_of([]).rstrip(b"}") + b" " * 24 + b"}"  # 36 bytes: over 5 s at one byte per DRIP
-HANG = 10.0  # only catches a hang: far more than BUDGET, less than the whole drip
+DRIP = 0.1  # seconds between two bytes of a dripped answer
+BUDGET = 0.8  # the client's timeout: 8 drips (a stalled drip is not mistaken for it)
+BODY = page_of([]).rstrip(b"}") + b" " * 36 + b"}"  # 48 bytes: about 5 s at one byte per DRIP
+HANG = 10.0  # only catches a hang: far more than BUDGET
 THREAD = "19:t0@thread.v2"
 
 
