@@ -6,8 +6,13 @@ request, and how to turn each page into items, the next request, models and a Da
 client (:mod:`chatnb.client`) and the async one (:mod:`chatnb.aio`) only authorise and send these, so the
 two behave the same by construction.
 
-This module holds what every API family shares: retries, transport settings, argument checks, ``Call``,
-``Paged`` and response parsing. The request builders are per family: :mod:`chatnb._chat_ops` (Chat:
+This module holds what every API family shares: retries, transport settings (from
+:mod:`chatnb._transport`), argument checks, ``Call``, ``Paged`` and response parsing, and what chatnb
+accepts of a listing: a page holds at most its page size (:data:`MAX_PAGE_SIZE`), a ``nextLink`` leads
+only to the endpoint's scheme, host and port (the token goes with it), and never to a page the listing
+has already asked for (:class:`LinkTrail`); anything else is a :class:`~chatnb.RefusedAnswerError`.
+
+The request builders are per family: :mod:`chatnb._chat_ops` (Chat:
 ``ChatOperations``, ``ThreadOperations``) and :mod:`chatnb._identity_ops` (Identity:
 ``IdentityOperations``).
 """
@@ -15,20 +20,25 @@ This module holds what every API family shares: retries, transport settings, arg
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 import pandas as pd
 
 from ._retry import RetryPolicy, parse_retry_after
 from ._time import format_rfc3339, parse_rfc3339, to_us
-from .errors import decoding_error, error_from_response
+from ._transport import (
+    DEFAULT_TIMEOUT,
+    attempt_budget,
+    normalize_endpoint,
+    parse_connection_string,
+    resolve_timeout,
+    resolve_verify,
+)
+from .errors import decoding_error, error_from_response, refused_answer
 from .paging import MessagePage
 
 __all__ = [
@@ -36,12 +46,15 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "DEFAULT_TIMEOUT",
     "IDENTITY_API_VERSION",
+    "MAX_PAGE_SIZE",
     "METADATA_API_VERSION",
     "Call",
     "Json",
+    "LinkTrail",
     "Paged",
     "RequestBuilder",
     "RetryPolicy",
+    "attempt_budget",
     "check_count",
     "check_metadata",
     "check_optional_text",
@@ -49,6 +62,7 @@ __all__ = [
     "check_text",
     "message_page",
     "normalize_endpoint",
+    "page_limit",
     "parse_connection_string",
     "parse_empty",
     "parse_json",
@@ -61,93 +75,13 @@ CHAT_API_VERSION = "2024-03-07"
 METADATA_API_VERSION = "2025-03-15"
 IDENTITY_API_VERSION = "2023-10-01"
 DEFAULT_PAGE_SIZE = 200
-DEFAULT_TIMEOUT = 30.0
+MAX_PAGE_SIZE = 200
+"""The most items the service puts in one page (its documented ``maxPageSize`` limit)."""
 USER_AGENT = "chatnb/0.1.0 (+httpx)"
 
 T = TypeVar("T")
 M = TypeVar("M")
 Json = dict[str, Any]
-
-
-# -- transport settings ------------------------------------------------------------------------
-
-
-def normalize_endpoint(endpoint: object) -> str:
-    """``endpoint`` with a scheme (https by default) and without a trailing slash.
-
-    Raises:
-        TypeError, ValueError: if it is not a URL string with a host.
-    """
-    if not isinstance(endpoint, str):
-        raise TypeError(f"endpoint must be a URL string, not {type(endpoint).__name__}")
-    text = endpoint.strip()
-    if not text:
-        raise ValueError("endpoint must not be empty")
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"endpoint is not an http(s) URL: {endpoint!r}")
-    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
-
-
-def resolve_verify(endpoint: str, connection_verify: object) -> bool | ssl.SSLContext:
-    """What httpx should verify TLS with.
-
-    ``True`` (the system's trust store), ``False``, a CA bundle path or an ``ssl.SSLContext``; ``None``
-    means: the certificate of the chatnb emulator serving ``endpoint`` on this machine (any location, in
-    memory too: the registry of :mod:`chatnb.location`), else the system's trust store. Unless it is an
-    ``SSLContext``, a certificate failure against a local endpoint names the PEM to use.
-
-    Raises:
-        ValueError: if the path is not a file; TypeError: for anything else.
-    """
-    if connection_verify is False or isinstance(connection_verify, ssl.SSLContext):
-        return connection_verify
-    from .location import trust
-
-    if connection_verify is None or connection_verify is True:
-        return trust(endpoint, system=connection_verify is True)
-    if isinstance(connection_verify, str | Path):
-        path = Path(connection_verify).expanduser()
-        if not path.is_file():
-            raise ValueError(f"connection_verify: no CA bundle at {str(path)!r}")
-        return trust(endpoint, path)
-    raise TypeError("connection_verify must be True, False, a CA bundle path or an ssl.SSLContext")
-
-
-def resolve_timeout(timeout: object) -> httpx.Timeout:
-    """``timeout`` (seconds, an ``httpx.Timeout`` or ``None``) as an ``httpx.Timeout``.
-
-    Raises:
-        TypeError, ValueError: for anything else, or a number that is not positive.
-    """
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
-    if timeout is None or (isinstance(timeout, int | float) and not isinstance(timeout, bool)):
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be positive")
-        return httpx.Timeout(timeout)
-    raise TypeError("timeout must be a number of seconds, an httpx.Timeout or None")
-
-
-def parse_connection_string(connection_string: object) -> tuple[str, str]:
-    """``(endpoint, access_key)`` of ``endpoint=...;accesskey=...``.
-
-    Raises:
-        ValueError: if either part is missing (the message never repeats the key).
-    """
-    if not isinstance(connection_string, str):
-        raise TypeError("the connection string must be a string")
-    parts: dict[str, str] = {}
-    for segment in connection_string.split(";"):
-        name, sep, value = segment.partition("=")
-        if sep:
-            parts[name.strip().lower()] = value.strip()
-    endpoint, key = parts.get("endpoint"), parts.get("accesskey")
-    if not endpoint or not key:
-        raise ValueError("a connection string looks like 'endpoint=https://...;accesskey=<base64 key>'")
-    return endpoint, key
 
 
 # -- argument checks ---------------------------------------------------------------------------
@@ -219,7 +153,7 @@ def parse_json(response: httpx.Response) -> Json:
         return {}
     try:
         body = response.json()
-    except ValueError as exc:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested beyond Python's stack
         raise decoding_error(
             response.request, f"not JSON ({type(exc).__name__})", response.status_code
         ) from None
@@ -238,7 +172,7 @@ def parse_empty(response: httpx.Response) -> None:
     _check(response)
 
 
-_WRONG_SHAPE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+_WRONG_SHAPE = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError)
 
 
 def _decode(request: httpx.Request, parse: Callable[[Any], T], value: Any) -> T:
@@ -281,7 +215,9 @@ class Paged(Generic[M]):
 
         Raises:
             APIError: for an error status. DecodingError: for a page without a ``value`` array of
-                objects, or with a ``nextLink`` that is not a link.
+                objects, or with a ``nextLink`` that is not a link. RefusedAnswerError: for a page of
+                more items than its page size (:func:`page_limit`), or a ``nextLink`` to another scheme,
+                host or port than the endpoint's (nothing is sent there).
         """
         body = parse_json(response)
         items = body.get("value")
@@ -289,6 +225,10 @@ class Paged(Generic[M]):
             raise decoding_error(
                 response.request, "a listing page without a 'value' array", response.status_code
             )
+        limit = page_limit(response.request)
+        if len(items) > limit:
+            problem = f"a page of {len(items)} items, over its page size {limit}"
+            raise refused_answer(response.request, problem)
         if not all(isinstance(item, dict) for item in items):
             raise decoding_error(response.request, "a listing page whose items are not all JSON objects")
         link = body.get("nextLink")
@@ -297,9 +237,16 @@ class Paged(Generic[M]):
         if not isinstance(link, str):
             raise decoding_error(response.request, "a 'nextLink' that is not a string")
         try:
-            return items, self.follow(link)
+            following = self.follow(link)
         except httpx.InvalidURL:
             raise decoding_error(response.request, "a 'nextLink' that is not a URL") from None
+        if _origin(following.url) != _origin(self.request.url):
+            raise refused_answer(
+                response.request,
+                f"its nextLink leads to {_origin_text(following.url)}, not to the endpoint "
+                f"{_origin_text(self.request.url)} (chatnb sends the token only to the endpoint)",
+            )
+        return items, following
 
     def to_model(self, item: Json) -> M:
         """One item of a page as its model.
@@ -350,8 +297,57 @@ class Paged(Generic[M]):
         return Paged(request, self.model, self.frame)
 
 
-def _resource(url: httpx.URL) -> tuple[str, str, int | None, str]:
-    return url.scheme, url.host, url.port, url.path
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def _origin_text(url: httpx.URL) -> str:
+    scheme, host, port = _origin(url)
+    return f"{scheme}://{host[:100]}:{port}"
+
+
+def _resource(url: httpx.URL) -> tuple[tuple[str, str, int | None], str]:
+    return _origin(url), url.path
+
+
+def page_limit(request: httpx.Request) -> int:
+    """The most items an answer to the listing ``request`` may hold: the ``maxPageSize`` it asked for
+    (its ``nextLink`` carries it), never more than :data:`MAX_PAGE_SIZE`."""
+    try:
+        asked = int(request.url.params.get("maxPageSize", MAX_PAGE_SIZE))
+    except ValueError:
+        return MAX_PAGE_SIZE
+    return asked if 1 <= asked <= MAX_PAGE_SIZE else MAX_PAGE_SIZE
+
+
+class LinkTrail:
+    """The pages a listing has asked for. Asking for one again is a loop (a server that sends the same
+    ``nextLink`` again, or a cycle of them), which would go on for ever: it is refused. One entry a
+    page (its link)."""
+
+    def __init__(self, first: httpx.Request | None = None) -> None:
+        self._seen: set[str] = set()
+        if first is not None:
+            self._seen.add(str(first.url))
+
+    def follow(self, link: httpx.Request | str, answered: httpx.Request | None = None) -> None:
+        """Note that the listing goes on at ``link`` (the request of the next page, or its URL), which
+        the answer to ``answered`` gave.
+
+        Raises:
+            RefusedAnswerError: if the listing has asked for that page before.
+        """
+        key = str(link.url) if isinstance(link, httpx.Request) else link
+        if key in self._seen:
+            raise refused_answer(
+                answered,
+                f"a nextLink leads back to a page this listing already had, after {len(self._seen)} pages "
+                "(a paging loop)",
+            )
+        self._seen.add(key)
 
 
 def message_page(items: list[Json], next_request: httpx.Request | None) -> MessagePage:

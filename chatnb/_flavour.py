@@ -1,7 +1,8 @@
 """What the sync flavour does its own way; the async twin is :mod:`chatnb.aio._flavour` (see there).
 
 Same names as the async module, so that the shells generated from the async sources (``scripts/unasync.py``)
-read the same: threads instead of tasks, a direct call instead of a worker thread.
+read the same: threads instead of tasks, a direct call instead of a worker thread, and an attempt's
+deadline applied to each socket operation (:mod:`chatnb._deadline`) instead of ``asyncio.timeout``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ._deadline import default_transport, within
 from ._tokens import token_getter, token_text, wrap_credential
 
 __all__ = [
@@ -23,10 +25,12 @@ __all__ = [
     "bearer_token",
     "call_refresher",
     "check_refresher",
+    "default_transport",
     "offload",
     "offload_whole",
     "require_client",
     "run_concurrently",
+    "within",
 ]
 
 T = TypeVar("T")
@@ -125,9 +129,10 @@ def bearer_token(credential: object) -> str:
 
     Raises:
         TypeError: if it has no ``get_token()``, an async one, or it returns no token.
+        ValueError: for a token a header cannot carry (the message does not show it).
     """
     if isinstance(credential, str):
-        return credential
+        return token_text(credential)
     get = token_getter(credential)
     if inspect.iscoroutinefunction(get):
         raise TypeError(_ASYNC_CREDENTIAL.format(name=type(credential).__name__))

@@ -47,7 +47,7 @@ from ._time import now_us, to_datetime, to_us
 from ._tokens import token_user_id
 from .aio._flavour import bearer_token
 from .aio._sender import Sender
-from .errors import AuthenticationError, ChatError, ForbiddenError, NotFoundError
+from .errors import AuthenticationError, ChatError, ForbiddenError, NotFoundError, RefusedAnswerError
 from .events import (
     ChatThreadCreatedEvent,
     ChatThreadEventProperties,
@@ -87,6 +87,12 @@ class Poller:
         backoff: the waits after a failed round, a :class:`~chatnb._retry.Backoff` or
             ``(initial, maximum)`` seconds (jittered).
         retry_policy: how each request retries 429/503 (default: as the clients).
+        timeout: seconds each request may take in all (connect, send, read its answer), as the clients'
+            ``timeout``; a server that does not answer in time fails the round, which is made again.
+
+    The listings it reads are held to the clients' bounds (a page at most its page size, ``nextLink``
+    only to the endpoint and never twice): a :class:`~chatnb.RefusedAnswerError` ends the poller (it is
+    raised; not retried). The waits a server asks for are cut to :data:`~chatnb._retry.MAX_SERVER_WAIT`.
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class Poller:
         concurrency: int = 8,
         backoff: Backoff | tuple[float, float] = (0.5, 30.0),
         retry_policy: RetryPolicy | None = None,
+        timeout: float | None = 30.0,
     ) -> None:
         self.endpoint = endpoint
         self.credential = credential
@@ -115,6 +122,7 @@ class Poller:
         self._concurrency = concurrency
         self._backoff = as_backoff(backoff)
         self._retry = retry_policy or RetryPolicy()
+        self._timeout = httpx.Timeout(timeout)
         self._threads: dict[str, ThreadState] = {}
         self._auth = _RoundToken()
         self._sender: Sender | None = None
@@ -142,6 +150,7 @@ class Poller:
             self._auth,
             self._verify,
             self._transport,
+            self._timeout,
             retry_policy=self._retry,
             limit=asyncio.Semaphore(self._concurrency),
         )
@@ -152,6 +161,8 @@ class Poller:
                 asked: float | None = None
                 try:
                     events = await self._round()
+                except RefusedAnswerError:  # the server broke the listings' bounds: not a passing fault
+                    raise
                 except (AuthenticationError, ForbiddenError) as exc:
                     auth_failures += 1
                     if auth_failures >= 3 or isinstance(exc, ForbiddenError):

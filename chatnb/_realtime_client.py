@@ -27,12 +27,15 @@ import asyncio
 import inspect
 import os
 import threading
+import time
 import warnings
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 
+from ._core import attempt_budget
+from ._deadline import deadline
 from ._sender import Sender
 from ._stream import STREAM_API_VERSION, SSEDecoder, stream_request
 from .errors import ChatError
@@ -50,12 +53,14 @@ _REMINDER = (
 def probe_stream_position(sender: Sender, endpoint: str, timeout: float = 5.0) -> str | None:
     """The emulator journal position a stream opened now would start from (one short request through
     the client's own sender: its connections, TLS trust, transport and credential), or ``None`` when the
-    endpoint has no stream or does not answer (the engine then finds out itself)."""
+    endpoint has no stream or does not answer within ``timeout`` seconds in all (a stream of keep-alives
+    only included: the engine then finds out itself)."""
     url = f"{endpoint.rstrip('/')}/chatnb/events?api-version={STREAM_API_VERSION}"
     request = stream_request(url, None)
     request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+    end = time.monotonic() + timeout
     try:
-        with sender.stream(request) as response:
+        with deadline(timeout), sender.stream(request) as response:
             if response.status_code != 200:
                 return None
             decoder = SSEDecoder()
@@ -63,6 +68,8 @@ def probe_stream_position(sender: Sender, endpoint: str, timeout: float = 5.0) -
                 for message in decoder.feed(chunk):
                     if message.event == "realTimeNotificationConnected":
                         return message.id
+                if time.monotonic() > end:  # a transport of the caller's, which the deadline cannot cut
+                    return None
     except (ChatError, httpx.HTTPError):  # no answer (or a refused token): the engine finds out itself
         return None
     return None
@@ -80,6 +87,7 @@ class _Common:
     endpoint: str
     credential: Any
     connection_verify: Any
+    timeout: httpx.Timeout
     _realtime: RealtimeNotifications | None = None
     _reminder: str = ""  # "": not armed; "armed"; "done" (warned, or no longer needed)
 
@@ -92,6 +100,7 @@ class _Common:
                 self.credential,
                 connection_verify=self.connection_verify,
                 transport=transport if isinstance(transport, httpx.AsyncBaseTransport) else None,
+                timeout=attempt_budget(self.timeout),
             )
         if not engine.running:
             engine.configure(mode, poll_interval)
@@ -209,7 +218,10 @@ class RealtimeMixin(_Common):
             running = None
         since = datetime.now(timezone.utc)
         if running is not None:
-            position = None if engine.mode == "poll" else probe_stream_position(self._sender, self.endpoint)
+            probe = min(5.0, timeout)
+            position = (
+                None if engine.mode == "poll" else probe_stream_position(self._sender, self.endpoint, probe)
+            )
             engine.schedule(running, last_event_id=position, since=since)
             self._rt_loop, self._rt_thread = running, None
             return

@@ -5,10 +5,13 @@
 
 :class:`Sender` takes the requests the sans-I/O core builds (:mod:`chatnb._core`) and sends them through
 one ``httpx.Client``: it authorises every attempt (:class:`BearerAuth` for a user's token,
-:class:`HmacAuth` for the access key), retries what :class:`~chatnb.RetryPolicy` says (429/503, honouring
-``Retry-After``), turns httpx failures into the errors of :mod:`chatnb.errors`, and follows ``nextLink``
-from page to page. The clients, the poller, the event stream and the export all send through it, so a
-rule about sending (a deadline, which links to follow) is written here, once.
+:class:`HmacAuth` for the access key), holds every attempt to its deadline (the client's ``timeout`` is
+the budget of the whole attempt: :func:`~chatnb._transport.attempt_budget`), retries what
+:class:`~chatnb.RetryPolicy` says (429/503, honouring ``Retry-After`` up to its cap), turns httpx failures
+into the errors of :mod:`chatnb.errors`, and follows ``nextLink`` from page to page, only to the endpoint
+and never twice to the same page. The clients, the poller, the event stream and the export all send
+through it, so a rule about sending (a deadline, which links to follow, how long to wait) is written
+here, once.
 
 :class:`ClientBase` is what every client shares: its endpoint and settings, its ``httpx.Client``
 (owned, or shared with the client that made it), its sender and closing.
@@ -27,15 +30,18 @@ import pandas as pd
 from ._core import (
     Call,
     Json,
+    LinkTrail,
     Paged,
     RetryPolicy,
+    attempt_budget,
     message_page,
     normalize_endpoint,
+    parse_retry_after,
     resolve_timeout,
     resolve_verify,
 )
-from ._flavour import bearer_token
-from .errors import decoding_error, transport_error
+from ._flavour import bearer_token, default_transport, within
+from .errors import decoding_error, error_from_response, transport_error
 from .paging import MessagePage
 
 __all__ = ["Auth", "BearerAuth", "ClientBase", "HmacAuth", "Sender", "open_http"]
@@ -75,12 +81,14 @@ class HmacAuth:
 
 def open_http(verify: Any, timeout: httpx.Timeout, transport: httpx.BaseTransport | None) -> httpx.Client:
     """The ``httpx.Client`` of a client, the poller or the event stream (``verify`` as
-    :func:`~chatnb._core.resolve_verify` gives it)."""
+    :func:`~chatnb._core.resolve_verify` gives it; without a ``transport``, httpx's own, bounded by the
+    attempts' deadlines)."""
+    limits = httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60)
     return httpx.Client(
         verify=verify,
         timeout=timeout,
-        transport=transport,
-        limits=httpx.Limits(max_keepalive_connections=10, keepalive_expiry=60),
+        transport=transport or default_transport(verify, limits),
+        limits=limits,
     )
 
 
@@ -102,20 +110,32 @@ class Sender:
         self.retry_policy = retry_policy
         self._limit = contextlib.nullcontext() if limit is None else limit
 
-    def _attempt(self, request: httpx.Request, stream: bool = False) -> httpx.Response:
+    def budget(self, request: httpx.Request) -> float | None:
+        """Seconds one attempt of ``request`` may take in all: from its own ``timeout`` extension, else
+        the client's timeout (:func:`~chatnb._transport.attempt_budget`)."""
+        return attempt_budget(request.extensions.get("timeout") or self.http.timeout)
+
+    def _attempt(
+        self, request: httpx.Request, stream: bool = False, budget: float | None = None
+    ) -> httpx.Response:
         try:
-            return self.http.send(request, stream=stream)
+            seconds = self.budget(request) if budget is None else budget
+            return within(seconds, self.http.send, request, stream=stream)
         except httpx.DecodingError as exc:  # a body that its Content-Encoding does not decode
             raise decoding_error(request, f"the body does not decode ({type(exc).__name__})") from exc
         except httpx.RequestError as exc:
             raise transport_error(exc, request) from exc
 
     def send(self, request: httpx.Request) -> httpx.Response:
-        """The response to ``request``, authorised on every attempt and retried as the retry policy
-        says (the last answer is returned, whatever its status).
+        """The response to ``request``, authorised on every attempt, each attempt within its budget
+        (:meth:`budget`), and retried as the retry policy says (the last answer is returned, whatever its
+        status).
 
         Raises:
-            TransportError: no response. DecodingError: a body its ``Content-Encoding`` does not decode.
+            TransportError: no response (also: no complete answer within the budget). DecodingError: a
+                body that its ``Content-Encoding`` does not decode. RateLimitError,
+                ServiceUnavailableError: a 429/503 asking for a wait longer than the retry policy allows
+                (:meth:`~chatnb.RetryPolicy.refused_wait`: the error names the wait and the caps).
         """
         retries, waited = 0, 0.0
         while True:
@@ -124,6 +144,9 @@ class Sender:
                 response = self._attempt(request)
             delay = self.retry_policy.next_delay(response, retries, waited)
             if delay is None:
+                refused = self.retry_policy.refused_wait(response, waited)
+                if refused is not None:
+                    raise error_from_response(response, parse_retry_after(response.headers), note=refused)
                 return response
             response.close()
             time.sleep(delay)
@@ -142,8 +165,13 @@ class Sender:
         (``None`` after the last). The one paging loop: what links it follows is decided here and in
         :meth:`~chatnb._core.Paged.page`."""
         request: httpx.Request | None = paged.request
+        trail = LinkTrail(paged.request)
         while request is not None:
-            items, request = paged.page(self.send(request))
+            response = self.send(request)
+            items, following = paged.page(response)
+            if following is not None:
+                trail.follow(following, response.request)
+            request = following
             yield items, request
 
     def items(self, paged: Paged[M]) -> Iterator[M]:
@@ -172,15 +200,17 @@ class Sender:
             yield message_page(items, following)
 
     @contextlib.contextmanager
-    def stream(self, request: httpx.Request) -> Iterator[httpx.Response]:
+    def stream(self, request: httpx.Request, budget: float | None = None) -> Iterator[httpx.Response]:
         """The response to ``request`` with its body still to read (``iter_text()``...): authorised
-        once and not retried (the event stream reconnects on its own terms); closed on exit.
+        once and not retried (the event stream reconnects on its own terms); closed on exit. The
+        deadline (``budget`` seconds, else :meth:`budget`) holds until the headers are in; the body is
+        read with the per-read timeout only.
 
         Raises:
             TransportError: no response (errors while reading the body are httpx's).
         """
         self.auth.authorize(request)
-        response = self._attempt(request, stream=True)
+        response = self._attempt(request, stream=True, budget=budget)
         try:
             yield response
         finally:

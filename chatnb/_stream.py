@@ -1,7 +1,13 @@
-"""The emulator's push channel: a Server-Sent Events decoder and :class:`EventStream`, which reads
-``GET /chatnb/events`` and survives drops. It sends through the one sender
-(:class:`chatnb.aio._sender.Sender`) and waits with the one backoff (:class:`chatnb._retry.Backoff`).
+"""The emulator's push channel: :class:`EventStream`, which reads ``GET /chatnb/events`` through the
+bounded Server-Sent Events decoder (:mod:`chatnb._sse`) and survives drops. It sends through the one
+sender (:class:`chatnb.aio._sender.Sender`) and waits with the one backoff (:class:`chatnb._retry.Backoff`).
 The engine that uses it is :mod:`chatnb.realtime`.
+
+What the stream does not take from a server: a line or an event over the decoder's caps, a connection
+that does not open with ``realTimeNotificationConnected`` within ``timeout`` seconds (one that sends only
+keep-alives), a wait (``Retry-After``, ``retry:``) longer than :data:`~chatnb._retry.MAX_SERVER_WAIT`.
+The first two drop the connection (the stream reconnects, with a growing backoff); the wait is cut to the
+cap. An event whose payload does not decode is skipped (logged as a :class:`~chatnb.DecodingError`).
 """
 
 from __future__ import annotations
@@ -10,17 +16,35 @@ import asyncio
 import logging
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from typing import cast
 
 import httpx
 
 from ._core import RetryPolicy, normalize_endpoint, resolve_verify
-from ._retry import Backoff, parse_retry_after
+from ._retry import Backoff, parse_retry_after, seconds_text
+from ._sse import MAX_EVENT, MAX_LINE, SSEDecoder, SSEMessage, ascii_int
+from .aio._flavour import bounded
 from .aio._sender import Auth, BearerAuth, Sender, open_http
-from .errors import StreamUnavailable, TransportError, error_from_response
-from .events import Event, RealTimeNotificationConnected, RealTimeNotificationDisconnected, parse_event
+from .errors import (
+    DecodingError,
+    RefusedAnswerError,
+    StreamUnavailable,
+    TransportError,
+    error_from_response,
+    refused_answer,
+    safe_reason,
+)
+from .events import (
+    EVENT_NAMES,
+    Event,
+    RealTimeNotificationConnected,
+    RealTimeNotificationDisconnected,
+    parse_event,
+)
 
 __all__ = [
+    "MAX_EVENT",
+    "MAX_LINE",
     "STREAM_API_VERSION",
     "EventStream",
     "SSEDecoder",
@@ -35,85 +59,6 @@ log = logging.getLogger("chatnb.realtime")
 STREAM_API_VERSION = "2024-03-07"
 
 
-# -- Server-Sent Events ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SSEMessage:
-    """One dispatched SSE event: its type (``"message"`` by default), data and the last event id."""
-
-    event: str
-    data: str
-    id: str | None
-
-
-class SSEDecoder:
-    """An incremental ``text/event-stream`` decoder following the WHATWG HTML rules.
-
-    Lines end in CRLF, LF or CR; ``:`` starts a comment; a blank line dispatches the event (not when it
-    has no data); ``id`` persists across events (and is ignored if it contains NUL); ``retry`` sets
-    :attr:`retry` (milliseconds). A partial event at the end of the stream is dropped.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = ""
-        self._started = False
-        self._data: list[str] = []
-        self._event = ""
-        self.last_event_id: str | None = None
-        self.retry: int | None = None
-
-    def feed(self, text: str) -> list[SSEMessage]:
-        if not self._started and text:
-            self._started = True
-            text = text.removeprefix("\ufeff")
-        self._buffer += text
-        out: list[SSEMessage] = []
-        start = 0
-        buf = self._buffer
-        while True:
-            cr, lf = buf.find("\r", start), buf.find("\n", start)
-            if cr < 0 and lf < 0:
-                break
-            end = lf if cr < 0 or (0 <= lf < cr) else cr
-            if buf[end] == "\r":
-                if end + 1 == len(buf):  # CR at the end: wait to see whether LF follows
-                    break
-                nxt = end + 2 if buf[end + 1] == "\n" else end + 1
-            else:
-                nxt = end + 1
-            message = self._line(buf[start:end])
-            if message is not None:
-                out.append(message)
-            start = nxt
-        self._buffer = buf[start:]
-        return out
-
-    def _line(self, line: str) -> SSEMessage | None:
-        if not line:
-            if not self._data:
-                self._event = ""
-                return None
-            message = SSEMessage(self._event or "message", "\n".join(self._data), self.last_event_id)
-            self._data, self._event = [], ""
-            return message
-        if line.startswith(":"):
-            return None
-        field, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        if field == "event":
-            self._event = value
-        elif field == "data":
-            self._data.append(value)
-        elif field == "id":
-            if "\0" not in value:
-                self.last_event_id = value
-        elif field == "retry" and value.isdigit():
-            self.retry = int(value)
-        return None
-
-
 # -- what the poller shares ----------------------------------------------------------------------
 
 
@@ -122,14 +67,15 @@ def open_sender(
     auth: Auth,
     connection_verify: bool | str | ssl.SSLContext | None,
     transport: httpx.AsyncBaseTransport | None,
-    read_timeout: float | None = 30.0,
+    timeout: httpx.Timeout,
     retry_policy: RetryPolicy | None = None,
     limit: object = None,
 ) -> Sender:
     """A :class:`Sender` over a new ``httpx.AsyncClient`` trusting what the chatnb clients trust (the
-    emulator's CA by default), authorised by ``auth``; close its ``http`` when done."""
+    emulator's CA by default), authorised by ``auth``, each attempt within ``timeout``
+    (:func:`~chatnb._transport.attempt_budget`); close its ``http`` when done."""
     verify = resolve_verify(normalize_endpoint(endpoint), connection_verify)
-    http = open_http(verify, httpx.Timeout(10.0, read=read_timeout), transport)
+    http = open_http(verify, timeout, transport)
     return Sender(http, auth, retry_policy or RetryPolicy(), limit=limit)
 
 
@@ -170,6 +116,14 @@ class EventStream:
             given explicitly is used as it is (the server's ``retry:`` is then ignored).
         read_timeout: seconds without a byte (the emulator sends a heartbeat every 15 s) before the
             connection is considered dead.
+        timeout: seconds from a connect to its ``realTimeNotificationConnected`` event (the answer's
+            headers included): a connection that does not get there (a server sending only keep-alives)
+            is dropped, and the stream reconnects.
+        max_auth_failures: 401 answers in a row before the refusal is raised.
+
+    A line or an event over the decoder's caps (:data:`~chatnb._sse.MAX_LINE`,
+    :data:`~chatnb._sse.MAX_EVENT`) drops the connection too; waits asked by the server are cut to
+    :data:`~chatnb._retry.MAX_SERVER_WAIT`.
 
     Raises (from iteration):
         StreamUnavailable: the endpoint serves no event stream.
@@ -186,6 +140,7 @@ class EventStream:
         transport: httpx.AsyncBaseTransport | None = None,
         backoff: Backoff | tuple[float, float] | None = None,
         read_timeout: float = 45.0,
+        timeout: float | None = 10.0,
         max_auth_failures: int = 3,
     ) -> None:
         self.url = f"{normalize_endpoint(endpoint)}/chatnb/events?api-version={STREAM_API_VERSION}"
@@ -196,6 +151,7 @@ class EventStream:
         self._backoff = as_backoff(backoff or (0.2, 10.0))
         self._honour_retry_field = backoff is None
         self._read_timeout = read_timeout
+        self._timeout = timeout
         self._max_auth_failures = max_auth_failures
         self.last_event_id: int | None = None if last_event_id is None else int(last_event_id)
         self.retry_field: float | None = None
@@ -203,26 +159,33 @@ class EventStream:
         self.connected = False
         self.reconnects = 0
         self.duplicates = 0
+        self.undecodable = 0
+        """Events skipped because their payload did not decode."""
 
     def __aiter__(self) -> AsyncGenerator[Event, None]:
         return self._run()
 
     async def _run(self) -> AsyncGenerator[Event, None]:
-        attempt = auth_failures = 0
+        attempt = auth_failures = refusals = 0
+        timeout = httpx.Timeout(self._timeout, read=self._read_timeout)
         sender = open_sender(
-            self._endpoint, BearerAuth(self._credential), self._verify, self._transport, self._read_timeout
+            self._endpoint, BearerAuth(self._credential), self._verify, self._transport, timeout
         )
+        loop = asyncio.get_running_loop()
         async with sender.http:
             while True:
                 reason = "the server ended the stream"
                 asked: float | None = None
+                refused = False
+                until = None if self._timeout is None else loop.time() + self._timeout
                 try:
-                    async with sender.stream(stream_request(self.url, self.last_event_id)) as response:
+                    request = stream_request(self.url, self.last_event_id)
+                    async with sender.stream(request, budget=self._timeout) as response:
                         status = response.status_code
                         content_type = response.headers.get("content-type", "")
                         if status == 200 and content_type.startswith("text/event-stream"):
                             auth_failures = 0
-                            async for event in self._read(response):
+                            async for event in self._read(response, until):
                                 if isinstance(event, RealTimeNotificationConnected):
                                     attempt = 0
                                 yield event
@@ -242,16 +205,31 @@ class EventStream:
                                     f"{self._endpoint} serves no event stream (HTTP {status})"
                                 )
                 except TransportError as exc:  # no response: the sender says so with the httpx cause
-                    reason = _reason(exc.__cause__ or exc)
+                    reason = safe_reason(exc.__cause__ or exc)
                 except httpx.TransportError as exc:  # the connection broke while the body was read
-                    reason = _reason(exc)
+                    reason = safe_reason(exc)
+                except RefusedAnswerError as exc:  # over a cap, or no connected event in time: drop it
+                    reason, refused = str(exc), True
+                    log.warning("event stream: %s; reconnecting", reason)
                 if self.connected:
                     self.connected = False
                     yield RealTimeNotificationDisconnected(reason=reason)
+                # a server that breaks the stream's bounds again and again gets a growing backoff, even
+                # though each of its connections may have opened with a connected event
+                refusals = refusals + 1 if refused else 0
+                attempt = max(attempt, refusals)
                 # What the server asked for is a minimum (a server answering 503 with "Retry-After: 0"
                 # again and again must not turn the reconnect loop into a busy loop): the Retry-After of
-                # this refusal, else the stream's standing reconnection time (its retry: field).
+                # this refusal, else the stream's standing reconnection time (its retry: field); never
+                # more than the backoff's cap (MAX_SERVER_WAIT).
                 floor = asked if asked is not None or not self._honour_retry_field else self.retry_field
+                if floor is not None and floor > self._backoff.floor_cap:
+                    log.warning(
+                        "event stream: the server asked to wait %s s before reconnecting; chatnb waits at "
+                        "most %s s",
+                        seconds_text(floor),
+                        seconds_text(self._backoff.floor_cap),
+                    )
                 delay = self._backoff.delay(attempt, floor)
                 log.log(
                     logging.INFO if attempt == 0 else logging.DEBUG,
@@ -263,10 +241,38 @@ class EventStream:
                 self.reconnects += 1
                 await asyncio.sleep(delay)
 
-    async def _read(self, response: httpx.Response) -> AsyncIterator[Event]:
+    async def _chunks(self, response: httpx.Response, until: float | None) -> AsyncIterator[str]:
+        """The text of ``response`` as it comes; until the connected event (``self.connected``), the
+        whole of it by the loop time ``until`` (``None``: no limit).
+
+        Raises:
+            RefusedAnswerError: no connected event by ``until``.
+        """
+        loop = asyncio.get_running_loop()
+        chunks = cast(AsyncGenerator[str, None], response.aiter_text())  # httpx's is a generator
+        try:
+            while True:
+                try:
+                    if self.connected or until is None:
+                        chunk = await chunks.__anext__()
+                    else:
+                        chunk = await bounded(max(0.0, until - loop.time()), chunks.__anext__())
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:
+                    raise refused_answer(
+                        None,
+                        f"the event stream sent no {RealTimeNotificationConnected.kind} event within "
+                        f"{self._timeout or 0:g} s of connecting (nothing else, or only keep-alives)",
+                    ) from None
+                yield chunk
+        finally:
+            await chunks.aclose()
+
+    async def _read(self, response: httpx.Response, until: float | None) -> AsyncIterator[Event]:
         decoder = SSEDecoder()
         gap = False
-        async for chunk in response.aiter_text():
+        async for chunk in self._chunks(response, until):
             messages = decoder.feed(chunk)
             if decoder.retry is not None:
                 self.retry_field = decoder.retry / 1000
@@ -278,23 +284,37 @@ class EventStream:
                     )
                     continue
                 if message.event == RealTimeNotificationConnected.kind:
-                    resumed = message.id if message.id and message.id.isdigit() else None
+                    resumed = ascii_int(message.id)
                     if resumed is not None:
-                        self.last_event_id = int(resumed)  # below ours only if the journal was reset
+                        self.last_event_id = resumed  # below ours only if the journal was reset
                     self.connected = True
-                    yield RealTimeNotificationConnected(last_event_id=resumed, mode="push", journal_gap=gap)
+                    yield RealTimeNotificationConnected(
+                        last_event_id=None if resumed is None else str(resumed), mode="push", journal_gap=gap
+                    )
                     continue
-                event_id = int(message.id) if message.id and message.id.isdigit() else None
+                event_id = ascii_int(message.id)
                 if event_id is not None:
                     if self.last_event_id is not None and event_id <= self.last_event_id:
                         self.duplicates += 1
                         continue
                     self.last_event_id = event_id
-                try:
-                    yield parse_event(message.event, message.data, event_id=event_id)
-                except ValueError as exc:
-                    log.debug("event stream: skipping %s event: %s", message.event, exc)
+                event = self._event(message, event_id)
+                if event is not None:
+                    yield event
 
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    def _event(self, message: SSEMessage, event_id: int | None) -> Event | None:
+        """The event of ``message``, or ``None`` to skip it: an unknown type (a newer emulator's) is
+        skipped quietly, a payload that does not decode is logged as a :class:`~chatnb.DecodingError`."""
+        if message.event not in EVENT_NAMES:
+            log.debug("event stream: skipping an event of unknown type %.100r", message.event)
+            return None
+        try:
+            return parse_event(message.event, message.data, event_id=event_id)
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+            self.undecodable += 1
+            error = DecodingError(
+                f"the event stream sent a {message.event} event whose payload is not the JSON expected "
+                f"({type(exc).__name__}); skipped"
+            )
+            log.warning("event stream: %s", error)
+            return None

@@ -5,6 +5,11 @@
 
 Nothing here verifies a signature: the service does that. These helpers only read the claims a client
 needs (when to refresh, who it is), and their errors never show the token.
+
+Every token is cleaned where a credential gets it (built, refreshed, or asked with ``get_token()``):
+surrounding whitespace (a trailing newline from a file or a pipe) is stripped, and a token with any other
+character a bearer token cannot hold (RFC 6750: letters, digits, ``-._~+/``, then ``=``) is refused with a
+``ValueError`` that does not show it, before it could reach a header.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -22,6 +28,7 @@ from .models import AccessToken
 
 __all__ = [
     "REFRESH_WINDOW",
+    "clean_token",
     "coerce_access_token",
     "first_token",
     "refresh_mode",
@@ -34,6 +41,26 @@ __all__ = [
 ]
 
 REFRESH_WINDOW = timedelta(minutes=10)
+
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def clean_token(token: str) -> str:
+    """``token`` without surrounding whitespace.
+
+    Raises:
+        ValueError: if it is empty, or holds a character a bearer token cannot (a control character, a
+            space, a quote, non-ASCII...): the message does not show the token.
+    """
+    text = token.strip()
+    if not text:
+        raise ValueError("the access token is empty")
+    if _B64TOKEN.fullmatch(text) is None:
+        raise ValueError(
+            "the access token holds characters a bearer token cannot have (RFC 6750: letters, digits, "
+            "'-._~+/', then '='), so it cannot be sent in a header; the token is not shown"
+        )
+    return text
 
 
 def _claims(token: object) -> dict[str, Any]:
@@ -85,21 +112,25 @@ def coerce_access_token(value: object) -> AccessToken:
     """A refresher's result as an :class:`AccessToken`.
 
     Accepts our ``AccessToken``, a token string, or an object with ``.token`` and ``.expires_on`` (an
-    epoch number, a datetime, or the RFC 3339 string the official identity SDK returns).
+    epoch number, a datetime, or the RFC 3339 string the official identity SDK returns). The token is
+    cleaned (:func:`clean_token`).
 
     Raises:
-        TypeError: for anything else. ValueError: for a token string that is not a JWT with ``exp``.
+        TypeError: for anything else. ValueError: for a token string that is not a JWT with ``exp``, or
+            that a header cannot carry.
     """
-    if isinstance(value, AccessToken):
-        return value
     if isinstance(value, str):
-        return AccessToken(value, token_expiry(value))
+        cleaned = clean_token(value)
+        return AccessToken(cleaned, token_expiry(cleaned))
     token = getattr(value, "token", None)
     expires = getattr(value, "expires_on", None)
     if not isinstance(token, str):
         raise TypeError(
             f"a token refresher must return an AccessToken or a token string, not {type(value).__name__}"
         )
+    text = clean_token(token)
+    if isinstance(value, AccessToken) and text == value.token:
+        return value
     if isinstance(expires, datetime):
         when = expires if expires.tzinfo else expires.replace(tzinfo=timezone.utc)
     elif isinstance(expires, int | float) and not isinstance(expires, bool):
@@ -107,8 +138,8 @@ def coerce_access_token(value: object) -> AccessToken:
     elif isinstance(expires, str):
         when = parse_rfc3339(expires)
     else:
-        when = token_expiry(token)
-    return AccessToken(token, when)
+        when = token_expiry(text)
+    return AccessToken(text, when)
 
 
 def token_getter(credential: object) -> Callable[..., Any]:
@@ -124,16 +155,16 @@ def token_getter(credential: object) -> Callable[..., Any]:
 
 
 def token_text(result: object) -> str:
-    """The token string of what a credential's ``get_token()`` returned (a string, or anything with a
-    string ``.token``).
+    """The token string of a credential, or of what its ``get_token()`` returned (a string, or anything
+    with a string ``.token``), cleaned (:func:`clean_token`).
 
     Raises:
-        TypeError: if it holds no token string.
+        TypeError: if it holds no token string. ValueError: for a token a header cannot carry.
     """
     token = result if isinstance(result, str) else getattr(result, "token", None)
     if not isinstance(token, str):
         raise TypeError("credential.get_token() returned no token")
-    return token
+    return clean_token(token)
 
 
 def seconds_left(token: AccessToken) -> float:
@@ -146,7 +177,8 @@ def first_token(token: object, token_refresher: object, proactive_refresh: bool)
 
     Raises:
         TypeError: for a token that is not a string, or a refresher that is not callable.
-        ValueError: for a token that is not a JWT with ``exp``, or ``proactive_refresh`` without refresher.
+        ValueError: for a token that is not a JWT with ``exp`` or that a header cannot carry
+            (:func:`clean_token`), or ``proactive_refresh`` without refresher.
     """
     if not isinstance(token, str):
         raise TypeError("token must be a string")
@@ -154,7 +186,8 @@ def first_token(token: object, token_refresher: object, proactive_refresh: bool)
         raise TypeError("token_refresher must be callable")
     if proactive_refresh and token_refresher is None:
         raise ValueError("proactive_refresh=True needs a token_refresher")
-    return AccessToken(token, token_expiry(token))
+    text = clean_token(token)
+    return AccessToken(text, token_expiry(text))
 
 
 def refresh_mode(proactive: bool, refresher: object) -> str:

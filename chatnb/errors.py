@@ -3,7 +3,12 @@
     ChatError                       root; also the shape of per-participant errors (code, message, target)
     ├── TransportError              no response: refused, reset, timed out, TLS failure, server gone
     ├── DecodingError               a success answer whose body is not the JSON expected
+    │   └── RefusedAnswerError      an answer out of chatnb's bounds: a nextLink to another origin or seen
+    │                               before, a page over the page size, an event-stream line or event
+    │                               over the caps
     ├── StreamUnavailable           the endpoint serves no chatnb event stream (not the emulator): poll
+    ├── ExportError                 some threads of an export failed (the others were exported); its
+    │                               ``errors`` are theirs, each one of this tree (or an OSError)
     └── APIError                    the service answered with an error status
         ├── BadRequestError         400  the service rejected the request's content
         ├── AuthenticationError     401  forged, expired or revoked token; deleted user; bad access key
@@ -18,7 +23,8 @@ Every exception chatnb raises for a fault of the service or of the network is in
 :class:`APIError` carries ``status_code``, the service's error ``code``, its ``message`` and ``target``,
 and says all of them in ``str(error)``. Client-side argument mistakes (an empty thread id, empty content,
 unknown scopes, a sync client given to an async function...) raise ``ValueError`` or ``TypeError`` before
-any request is sent. No error message ever contains an access token, an access key or chat content.
+any request is sent. No error message ever contains an access token, an access key, a header value or
+chat content.
 
 >>> try:
 ...     thread.get_message("nope")
@@ -30,6 +36,7 @@ any request is sent. No error message ever contains an access token, an access k
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,12 +52,15 @@ __all__ = [
     "ForbiddenError",
     "NotFoundError",
     "RateLimitError",
+    "RefusedAnswerError",
     "ServerError",
     "ServiceUnavailableError",
     "StreamUnavailable",
     "TransportError",
     "decoding_error",
     "error_from_response",
+    "refused_answer",
+    "safe_reason",
     "transport_error",
 ]
 
@@ -126,6 +136,14 @@ class DecodingError(ChatError):
         self.url = url
 
 
+class RefusedAnswerError(DecodingError):
+    """chatnb refused an answer that is out of its bounds, before acting on it: a ``nextLink`` to another
+    scheme, host or port than the endpoint (the token would go there), a ``nextLink`` the listing has
+    followed before (a loop), a page with more items than its page size, an event-stream line or event
+    over the caps. The message names what was refused (an origin, a count), never a token.
+    """
+
+
 class StreamUnavailable(ChatError):
     """The endpoint serves no chatnb event stream (it is not the emulator): poll instead."""
 
@@ -140,6 +158,8 @@ class APIError(ChatError):
         target: what the error is about (a field name, a participant id), or ``None``.
         request_id: the service's request or correlation id, when it sent one.
         retry_after: seconds the service asked to wait (429/503), when it said.
+
+    ``note`` adds chatnb's own word to ``str(error)`` (a wait asked that is longer than chatnb waits).
     """
 
     def __init__(
@@ -155,6 +175,7 @@ class APIError(ChatError):
         retry_after: float | None = None,
         method: str | None = None,
         url: str | None = None,
+        note: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.request_id = request_id
@@ -166,6 +187,8 @@ class APIError(ChatError):
             text += f" (target: {target})"
         if method and url:
             text += f" [{method} {url}]"
+        if note:
+            text += f"; {note}"
         super().__init__(text, code=code, target=target, details=details, inner_error=inner_error)
         self.message = message
 
@@ -244,7 +267,9 @@ def _request_id(headers: httpx.Headers) -> str | None:
     return None
 
 
-def error_from_response(response: httpx.Response, retry_after: float | None = None) -> APIError:
+def error_from_response(
+    response: httpx.Response, retry_after: float | None = None, *, note: str | None = None
+) -> APIError:
     """The :class:`APIError` subclass for an error ``response``, filled from the ACS error body.
 
     A body that is not the ACS error JSON still gives a typed error, with the text's start as message.
@@ -255,7 +280,7 @@ def error_from_response(response: httpx.Response, retry_after: float | None = No
     inner: dict[str, Any] | None = None
     try:
         body = json.loads(response.content) if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -289,15 +314,35 @@ def error_from_response(response: httpx.Response, retry_after: float | None = No
         retry_after=retry_after,
         method=method,
         url=url,
+        note=note,
     )
 
 
+_BYTES_REPR = re.compile(r"(?<!\w)b'(?:[^'\\]|\\.)*'|(?<!\w)b\"(?:[^\"\\]|\\.)*\"")
+
+
+def safe_reason(exc: BaseException, request: httpx.Request | None = None) -> str:
+    """``exc``'s message without what may hold a secret: no value of ``request``'s headers (the
+    ``Authorization`` token, the access key's signature) and no bytes an httpx or h11 message quotes
+    (``Illegal header value b'Bearer ...'``)."""
+    if isinstance(exc, httpx.LocalProtocolError):  # h11 refused what chatnb was about to send
+        return (
+            f"{type(exc).__name__}: the request could not be sent, it is not valid HTTP "
+            "(a header value with a control character, for instance)"
+        )
+    reason = _BYTES_REPR.sub("<bytes>", str(exc))
+    for value in () if request is None else request.headers.values():
+        if len(value) >= 8:
+            reason = reason.replace(value, "<header>")
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
 def transport_error(exc: httpx.HTTPError, request: httpx.Request) -> TransportError:
-    """A :class:`TransportError` describing an httpx failure to get a response for ``request``."""
+    """A :class:`TransportError` describing an httpx failure to get a response for ``request`` (its
+    message never repeats a header value: see :func:`safe_reason`)."""
     url = str(request.url.copy_with(query=None))
-    reason = str(exc) or type(exc).__name__
     return TransportError(
-        f"no response from {request.method} {url}: {type(exc).__name__}: {reason}",
+        f"no response from {request.method} {url}: {safe_reason(exc, request)}",
         method=request.method,
         url=url,
     )
@@ -312,4 +357,15 @@ def decoding_error(request: httpx.Request, problem: str, status_code: int | None
         status_code=status_code,
         method=request.method,
         url=url,
+    )
+
+
+def refused_answer(request: httpx.Request | None, problem: str) -> RefusedAnswerError:
+    """A :class:`RefusedAnswerError` for the answer to ``request`` (``None``: not known, or the event
+    stream); ``problem`` says what was refused (an origin, a count: never a token)."""
+    if request is None:
+        return RefusedAnswerError(f"chatnb refused an answer of the service: {problem}")
+    url = str(request.url.copy_with(query=None))
+    return RefusedAnswerError(
+        f"chatnb refused the answer to {request.method} {url}: {problem}", method=request.method, url=url
     )

@@ -85,6 +85,8 @@ class RealtimeNotifications:
         poll_interval: seconds between polling rounds.
         connection_verify, transport: TLS trust (as the clients' ``connection_verify``) and an optional
             ``httpx.AsyncBaseTransport``.
+        timeout: seconds a request of the poller may take in all, and the stream from a connect to its
+            ``realTimeNotificationConnected`` event (the clients pass their ``timeout``).
     """
 
     def __init__(
@@ -96,9 +98,11 @@ class RealtimeNotifications:
         poll_interval: float = 1.0,
         connection_verify: bool | str | ssl.SSLContext | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float | None = 10.0,
     ) -> None:
         self.endpoint = endpoint
         self.credential = credential
+        self.timeout = timeout
         self.mode: Mode = "auto"
         self.poll_interval = 1.0
         self.configure(mode, poll_interval)
@@ -264,6 +268,7 @@ class RealtimeNotifications:
                     last_event_id=last_event_id,
                     connection_verify=self.connection_verify,
                     transport=self.transport,
+                    timeout=self.timeout,
                 )
                 try:
                     self.active_mode = "push"
@@ -286,6 +291,7 @@ class RealtimeNotifications:
                 since=since,
                 connection_verify=self.connection_verify,
                 transport=self.transport,
+                timeout=self.timeout,
             )
             async for event in self._source:
                 await self._dispatch(event)

@@ -58,7 +58,9 @@ class ChatClient(AsyncRealtimeMixin, ClientBase):
             The chatnb.aio clients also take the sync credential (asked in a worker thread).
         connection_verify: ``True``, ``False``, a CA bundle path or an ``ssl.SSLContext``; by default the
             embedded emulator's certificate for a local emulator, else the system trust store.
-        timeout: seconds (or an ``httpx.Timeout``) per request; default 30.
+        timeout: seconds (or an ``httpx.Timeout``: its longest part) for each attempt of a request in
+            all (connect, send and read the whole answer; not a limit per read); default 30. A retry
+            after a 429/503 is a new attempt. ``None``: no limit.
         transport: an ``httpx.AsyncBaseTransport`` to send through (tests).
         retry_policy: when to retry 429/503 (:class:`~chatnb.RetryPolicy`).
         api_version: the Chat API version (default ``2024-03-07``; thread metadata and retention use

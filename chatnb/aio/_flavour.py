@@ -4,7 +4,9 @@ The shells (``chatnb/aio/_sender.py``, ``_client.py``, ``_identity.py``, ``_cred
 ``chatnb/export/_aio.py``) are written once, async, and ``scripts/unasync.py`` generates their sync
 twins. What cannot be said with the same words in both flavours lives here and in :mod:`chatnb._flavour`,
 under the same names: locks, background work, work handed to a thread, how a credential is asked for its
-token, and which clients a function accepts.
+token, which clients a function accepts, and how an attempt is held to its deadline (here
+``asyncio.timeout``; the sync flavour bounds each socket operation: :mod:`chatnb._deadline`).
+:func:`bounded` has no sync twin: only the async event stream (:mod:`chatnb._stream`) uses it directly.
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Callable, Coroutine, Iterable
+import ssl
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
+import httpx
+
 from .._tokens import token_getter, token_text, wrap_credential
+from .._transport import deadline_message
 
 __all__ = [
     "Ahead",
@@ -24,12 +31,15 @@ __all__ = [
     "Prefetcher",
     "as_credential",
     "bearer_token",
+    "bounded",
     "call_refresher",
     "check_refresher",
+    "default_transport",
     "offload",
     "offload_whole",
     "require_client",
     "run_concurrently",
+    "within",
 ]
 
 T = TypeVar("T")
@@ -93,6 +103,42 @@ async def call_refresher(refresher: Callable[[], Any]) -> Any:
     return result
 
 
+async def bounded(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``await awaitable``, cancelled after ``seconds``, in the running task: ``asyncio.timeout`` (where
+    Python has it: ``asyncio.wait_for`` of 3.10 and 3.11 can lose a cancellation that comes as the
+    awaited thing completes, and a stream being stopped would then go on).
+
+    Raises:
+        TimeoutError: once ``seconds`` have passed.
+    """
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+
+
+async def within(
+    seconds: float | None, function: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
+    """``await function(*args, **kwargs)`` (one attempt: connect, send, read the answer), ended after
+    ``seconds`` (``None``: no deadline).
+
+    Raises:
+        httpx.ReadTimeout: once the deadline passes (what was running is cancelled).
+    """
+    if seconds is None:
+        return await function(*args, **kwargs)
+    try:
+        return await bounded(seconds, function(*args, **kwargs))
+    except asyncio.TimeoutError:
+        raise httpx.ReadTimeout(deadline_message(seconds)) from None
+
+
+def default_transport(verify: bool | ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """The transport of an async client, poller or stream: httpx's own (:func:`within` bounds it)."""
+    return None
+
+
 def check_refresher(refresher: object) -> None:
     """Check a credential's ``token_refresher``: here any callable will do (a coroutine function too)."""
 
@@ -104,9 +150,10 @@ async def bearer_token(credential: object) -> str:
 
     Raises:
         TypeError: if ``credential`` has no ``get_token()`` or it returns no token.
+        ValueError: for a token a header cannot carry (the message does not show it).
     """
     if isinstance(credential, str):
-        return credential
+        return token_text(credential)
     get = token_getter(credential)
     if inspect.iscoroutinefunction(get):
         result = await get()

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .._core import LinkTrail
 from .._text import repair_value
 from ..aio._flavour import Prefetcher, offload_whole, require_client, run_concurrently
 from ..paging import MessagePage
@@ -74,9 +75,10 @@ async def _fetch(tc: Any, listing: dict[str, Any], budget: Budget | None, max_re
                     slot.done()  # when the answer came: the service saw the request before that
             return page
         except RETRYABLE as exc:
-            if attempt >= max_retries:
+            delay = retry_delay(exc, attempt)
+            if attempt >= max_retries or delay is None:
                 raise
-            await asyncio.sleep(retry_delay(exc, attempt))
+            await asyncio.sleep(delay)
             attempt += 1
 
 
@@ -95,9 +97,12 @@ async def _export_run(
             raise
         run.restart()  # the saved continuation expired: list again, skipping what was written
         page = await _fetch(tc, first_listing(job, run), budget, retries)
+    trail = LinkTrail()  # each page is its own listing call: the loop check of Sender.pages, across them
     async with Prefetcher() as prefetch:
         while True:
             token = page.continuation_token
+            if token is not None:
+                trail.follow(token)
             ahead = None if token is None else prefetch.start(_fetch, tc, continued(token), budget, retries)
             try:
                 more = await offload_whole(run.feed, page)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._retry import Backoff
+from .._retry import MAX_SERVER_WAIT, Backoff
 from .._time import to_datetime
 from ..errors import BadRequestError, ChatError, RateLimitError, ServiceUnavailableError, TransportError
 from ._job import ExportJob, Options, ThreadRun
@@ -182,12 +182,13 @@ PAGE_BACKOFF = Backoff(0.5, 30.0)
 """How long the export waits before asking again for a page the client gave up on."""
 
 
-def retry_delay(exc: Exception, attempt: int) -> float:
+def retry_delay(exc: Exception, attempt: int) -> float | None:
     """Seconds to wait before asking again for a page after ``exc``: its ``retry_after`` when it has
-    one, else :data:`PAGE_BACKOFF`."""
+    one, else :data:`PAGE_BACKOFF`; ``None`` (do not ask again: raise ``exc``) when the service asked for
+    longer than chatnb waits (:data:`~chatnb._retry.MAX_SERVER_WAIT`)."""
     after = getattr(exc, "retry_after", None)
     if isinstance(after, (int, float)) and after >= 0:
-        return float(after)
+        return float(after) if after <= MAX_SERVER_WAIT else None
     return PAGE_BACKOFF.delay(attempt)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import ChatError
+
 __all__ = ["ExportError", "ExportProgress", "ExportResult", "ThreadExport", "ThreadFailure"]
 
 
@@ -85,10 +87,10 @@ class ExportResult:
         return [f"{self.out.rstrip('/')}/{f}" for f in rels]
 
 
-class ExportError(RuntimeError):
+class ExportError(ChatError):
     """Some threads could not be exported; every other thread was. ``result`` is the
-    :class:`ExportResult` (its ``failed`` lists the threads and their errors); run the export again
-    (``incremental=True`` resumes) to retry them."""
+    :class:`ExportResult` (its ``failed`` lists the threads and their errors, ``errors`` the errors
+    alone); run the export again (``incremental=True`` resumes) to retry them."""
 
     def __init__(self, result: ExportResult) -> None:
         self.result = result
@@ -99,3 +101,8 @@ class ExportError(RuntimeError):
             f"{len(failed)} of {total} thread(s) could not be exported (the others were): {shown}. "
             "Run the export again to retry them"
         )
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """The error of each thread that failed, in the order of ``result.failed``."""
+        return [f.error for f in self.result.failed]

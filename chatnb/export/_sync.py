@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from .._core import LinkTrail
 from .._flavour import Prefetcher, offload_whole, require_client, run_concurrently
 from .._text import repair_value
 from ..paging import MessagePage
@@ -75,9 +76,10 @@ def _fetch(tc: Any, listing: dict[str, Any], budget: Budget | None, max_retries:
                     slot.done()  # when the answer came: the service saw the request before that
             return page
         except RETRYABLE as exc:
-            if attempt >= max_retries:
+            delay = retry_delay(exc, attempt)
+            if attempt >= max_retries or delay is None:
                 raise
-            time.sleep(retry_delay(exc, attempt))
+            time.sleep(delay)
             attempt += 1
 
 
@@ -94,9 +96,12 @@ def _export_run(tc: Any, job: ExportJob, run: ThreadRun, budget: Budget | None, 
             raise
         run.restart()  # the saved continuation expired: list again, skipping what was written
         page = _fetch(tc, first_listing(job, run), budget, retries)
+    trail = LinkTrail()  # each page is its own listing call: the loop check of Sender.pages, across them
     with Prefetcher() as prefetch:
         while True:
             token = page.continuation_token
+            if token is not None:
+                trail.follow(token)
             ahead = None if token is None else prefetch.start(_fetch, tc, continued(token), budget, retries)
             try:
                 more = offload_whole(run.feed, page)
