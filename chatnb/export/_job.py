@@ -142,7 +142,7 @@ class ExportJob:
             except ValueError:
                 old = ExportState.thread_ids_of_any(store)
                 self.state = ExportState(store, key)
-                self.state.save()
+                self.state.save(force=True)  # before the files it no longer names are removed
                 for thread_id in old:
                     recover(store, thread_id, {})
         self.total_pages = 0
@@ -155,7 +155,7 @@ class ExportJob:
         if not self.options.incremental and (ts.files or ts.run is not None or ts.runs):
             ts = ThreadState()  # saved before its files are removed: the state never names a missing file
             self.state.put(thread_id, ts)
-            self.state.save()
+            self.state.save(force=True)
         elif not self.options.incremental:
             ts = ThreadState()
         recover(self.store, thread_id, ts.files)
@@ -410,7 +410,7 @@ class ThreadRun:
         ts.run = None
         self.job.state.put(self.thread_id, ts)
         self.job.state.save()
-        self.writer.cleanup()
+        self.job.state.after_save(self.writer.cleanup)  # what only the run needed, once the state is saved
         self.result.files = sorted(ts.files)
         return self.result
 

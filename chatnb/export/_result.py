@@ -87,10 +87,13 @@ class ExportResult:
         return [f"{self.out.rstrip('/')}/{f}" for f in rels]
 
 
-class ExportError(ChatError):
+class ExportError(ChatError, RuntimeError):
     """Some threads could not be exported; every other thread was. ``result`` is the
     :class:`ExportResult` (its ``failed`` lists the threads and their errors, ``errors`` the errors
-    alone); run the export again (``incremental=True`` resumes) to retry them."""
+    alone); run the export again (``incremental=True`` resumes) to retry them.
+
+    A :class:`~chatnb.ChatError`, and a ``RuntimeError`` as the export's errors were before it
+    exported threads concurrently."""
 
     def __init__(self, result: ExportResult) -> None:
         self.result = result

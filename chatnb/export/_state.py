@@ -11,6 +11,15 @@ Exporting threads concurrently, each worker hands in a snapshot of its thread's 
 (:meth:`ExportState.put`) and :meth:`ExportState.save` writes the snapshots; a save already covering a
 snapshot (another worker's save started after it was handed in) is not repeated.
 
+A write holds every thread, so writing after each commit would make an export of N threads cost O(N^2)
+(2,000 threads: 690 MB written, each write fsynced or uploaded). Saves are therefore coalesced: while an
+export runs, the state is written at most once per :data:`SAVE_INTERVAL`, and :meth:`ExportState.flush`
+writes the last snapshots when the export ends, whether it completes, fails or is interrupted. This stays
+exact: what a killed export wrote after the last save is not named by the state, so the next run removes
+it (or truncates it back) and exports it again, at most an interval's work. Where the order matters
+(files the state names are about to be removed) the save is forced, and removals that may only follow a
+save are deferred until one covers them (:meth:`ExportState.after_save`).
+
 Per thread it keeps:
 
 * ``watermark`` (microseconds): every change (creation, edit, deletion) of a message before it has been
@@ -30,15 +39,23 @@ Per thread it keeps:
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._store import Store
 from ._writers import check_own_path
 
-__all__ = ["STATE_NAME", "ExportState", "RunState", "ThreadState"]
+__all__ = ["SAVE_INTERVAL", "STATE_NAME", "ExportState", "RunState", "ThreadState"]
+
+log = logging.getLogger("chatnb.export")
+
+SAVE_INTERVAL = 1.0
+"""Seconds between two writes of the state while an export runs (see the module doc)."""
 
 STATE_NAME = ".chatnb-export-state.json"
 VERSIONS_DIR = ".chatnb-export-state"
@@ -119,9 +136,10 @@ class ExportState:
     shape or filter to the same files would corrupt the export.
     """
 
-    def __init__(self, store: Store, options: dict[str, Any]) -> None:
+    def __init__(self, store: Store, options: dict[str, Any], *, interval: float | None = None) -> None:
         self.store = store
         self.options = options
+        self.interval = SAVE_INTERVAL if interval is None else interval
         self.threads: dict[str, ThreadState] = {}
         self._snapshots: dict[str, str] = {}
         self._lock = threading.Lock()  # the snapshots
@@ -129,6 +147,9 @@ class ExportState:
         self._handed_in = 0
         self._saved = 0
         self._version = 0
+        self._written_at = float("-inf")  # time.monotonic() of the last write
+        self._after: list[tuple[int, Callable[[], None]]] = []  # (snapshots it waits for, what to do)
+        self.writes = 0
 
     @property
     def where(self) -> str:
@@ -235,20 +256,58 @@ class ExportState:
             self._snapshots[thread_id] = text
             self._handed_in += 1
 
-    def save(self) -> None:
-        """Write the snapshots handed in so far (unless a save since then already did)."""
+    def save(self, *, force: bool = False) -> None:
+        """Write the snapshots handed in so far, unless a write since then already did; while the last
+        write is younger than ``interval``, leave them to the next save or to :meth:`flush`.
+
+        Args:
+            force: write now whatever the interval: a barrier before removing files that the last write
+                names (the state must never name a missing file).
+        """
         with self._lock:
             wanted = self._handed_in
         with self._save_lock:
             if self._saved >= wanted and wanted:
+                self._run_after()
                 return
+            if not force and time.monotonic() - self._written_at < self.interval:
+                return  # coalesced
             with self._lock:
                 upto = self._handed_in
                 body = ",".join(f"{json.dumps(t)}:{s}" for t, s in sorted(self._snapshots.items()))
             options = json.dumps(self.options, separators=(",", ":"), sort_keys=True)
             data = f'{{"format":{_FORMAT},"options":{options},"threads":{{{body}}}}}'.encode()
             self._write(data)
+            self._written_at = time.monotonic()
+            self.writes += 1
             self._saved = upto
+            self._run_after()
+
+    def flush(self) -> None:
+        """Write whatever was handed in and not written yet, and do what waited for it: the end of an
+        export (complete, failed or interrupted)."""
+        self.save(force=True)
+
+    def after_save(self, action: Callable[[], None]) -> None:
+        """Do ``action`` once a write covers every snapshot handed in so far (at once if one does).
+
+        For removals the state must not see before it is saved (a transcript's spool files, once the
+        transcript is in the state). A failing action is logged: what it leaves behind is not named by
+        the state, and the next run of the export removes it.
+        """
+        with self._save_lock:
+            with self._lock:
+                self._after.append((self._handed_in, action))
+            self._run_after()
+
+    def _run_after(self) -> None:
+        ready = [action for wanted, action in self._after if wanted <= self._saved]
+        self._after = [(wanted, action) for wanted, action in self._after if wanted > self._saved]
+        for action in ready:
+            try:
+                action()
+            except OSError as exc:
+                log.warning("export: could not remove files the export no longer needs: %s", exc)
 
     def _write(self, data: bytes) -> None:
         rel = STATE_NAME

@@ -213,8 +213,9 @@ def export_history(
         results_per_page: page size (the service allows at most 200).
         rows_per_file: rows per part file (Parquet; CSV and JSON Lines on object stores); also how often
             such an export commits.
-        batch_rows: messages gathered (a few pages) before they are written together, and the
-            state saved; a resumed export lists at most this many messages again.
+        batch_rows: messages gathered (a few pages) before they are written and committed together.
+            The state is saved after commits at most once a second (and always when the export ends),
+            so a killed export lists again what it committed in its last second, at most.
         max_retries: how many more times to ask for a page after the client gave up on 429/503/network.
         csv_formulas: ``"escape"`` (default) prefixes ``'`` to CSV cells a spreadsheet would run as a
             formula (see :mod:`chatnb.export._cells`); ``"keep"`` writes them as they are.
@@ -241,6 +242,7 @@ def export_history(
     targets = _targets(chat, wanted, budget)
     bar = make_bar(progress)
     outcomes: list[ThreadExport | ThreadFailure | None] = [None] * len(targets)
+    job: ExportJob | None = None
     try:
         job = offload_whole(ExportJob, store, opts, on_page=on_page, bar=bar)
 
@@ -263,6 +265,8 @@ def export_history(
     finally:
         if bar is not None:
             bar.close()
+        if job is not None:  # the saves are coalesced: write the last snapshots, however the export ended
+            offload_whole(job.state.flush)
     result = make_result(store, opts, outcomes, time.monotonic() - started)
     if result.failed:
         raise ExportError(result) from result.failed[0].error
