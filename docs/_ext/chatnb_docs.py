@@ -96,7 +96,7 @@ class CliReference(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         saved = os.environ.get("COLUMNS")
-        os.environ["COLUMNS"] = "100"  # argparse wraps usage lines to the terminal's width
+        os.environ["COLUMNS"] = "80"  # argparse wraps usage lines to the terminal's width: fit the page
         try:
             text = self._text()
         finally:
