@@ -24,6 +24,7 @@ import io
 import json
 import pkgutil
 import re
+import traceback
 import types
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -211,7 +212,7 @@ async def _run_docstring(test: doctest.DocTest, names: dict[str, Any]) -> None:
             except Exception as exc:
                 if example.exc_msg is None:
                     raise AssertionError(_failure(test, example, f"raised {exc!r}")) from exc
-                got_exc = doctest.format_exception_only(type(exc), exc)[-1]
+                got_exc = traceback.format_exception_only(type(exc), exc)[-1]
                 if not CHECKER.check_output(example.exc_msg, got_exc, OPTIONS):
                     raise AssertionError(_failure(test, example, f"raised {got_exc}")) from exc
                 continue
@@ -280,3 +281,25 @@ def test_readme_python_blocks_run_in_order(scene: dict[str, Any]) -> None:
     frame = namespace["thread"].list_messages()
     assert frame.loc[frame.type == "text", "content"].tolist() == ["Pizza?"]
     assert not chatnb.read_export("archive/").empty  # the export of the last block
+
+
+@pytest.mark.parametrize(
+    ("text", "failure"),
+    [
+        pytest.param(">>> 1 + 1\n2\n>>> await asyncio.sleep(0, 'x')\n'x'\n", None, id="outputs-and-await"),
+        pytest.param(">>> 1 + 1\n3\n", "expected:\n3\ngot:\n2", id="wrong-output"),
+        pytest.param(">>> {}['k']\nTraceback (most recent call last):\nKeyError: 'k'\n", None, id="raises"),
+        pytest.param(
+            ">>> 1\nTraceback (most recent call last):\nKeyError: 'k'\n", "expected KeyError", id="no-raise"
+        ),
+        pytest.param(">>> x = 1\n>>> undefined\n", "raised NameError", id="error"),
+    ],
+)
+def test_the_runner_compares_what_an_example_shows(text: str, failure: str | None) -> None:
+    """The runner is not vacuous: a wrong output, a missing exception or an error fails the docstring."""
+    test = doctest.DocTestParser().get_doctest(text, {"asyncio": asyncio}, "sample", "sample.py", 0)
+    if failure is None:
+        asyncio.run(_run_docstring(test, {}))
+    else:
+        with pytest.raises(AssertionError, match=re.escape(failure)):
+            asyncio.run(_run_docstring(test, {}))

@@ -168,7 +168,8 @@ def homes() -> dict[str, str]:
 
 def _attribute_doc(name: str, obj: Any, package: str) -> str:
     """The doc comment or docstring of a module-level ``name`` bound to ``obj`` under ``package``."""
-    from sphinx.pycode import ModuleAnalyzer, PycodeError
+    from sphinx.errors import PycodeError
+    from sphinx.pycode import ModuleAnalyzer
 
     for module_name, module in sorted(sys.modules.items()):
         if not (module_name == package or module_name.startswith(package + ".")) or module is None:
