@@ -258,29 +258,54 @@ def python_blocks(path: Path) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", path.read_text(encoding="utf-8"), re.MULTILINE | re.DOTALL)
 
 
-def test_readme_python_blocks_run_in_order(scene: dict[str, Any]) -> None:
-    """As a reader pastes them into one notebook: the names a block takes as given (``endpoint``,
-    ``connection_string``) are the emulator's; a block may use what an earlier one defined."""
-    blocks = python_blocks(ROOT / "README.md")
-    assert len(blocks) >= 3
-    namespace = {"endpoint": scene["endpoint"], "connection_string": scene["connection_string"]}
+def run_blocks(path: Path, namespace: dict[str, Any]) -> None:
+    """Run a page's Python blocks in order in one namespace, as a reader pastes them into a notebook."""
+    blocks = python_blocks(path)
+    assert blocks, f"no Python block in {path}"
+    where = path.relative_to(ROOT)
 
     async def run_all() -> None:
         try:
             for number, block in enumerate(blocks, 1):
                 try:
-                    await _run_cell(block, namespace, f"<README.md block {number}>", mode="exec")
+                    await _run_cell(block, namespace, f"<{where} block {number}>", mode="exec")
                 except Exception as exc:
-                    raise AssertionError(
-                        f"README.md, Python block {number}:\n{block}\nraised {exc!r}"
-                    ) from exc
+                    message = f"{where}, Python block {number}:\n{block}\nraised {exc!r}"
+                    raise AssertionError(message) from exc
         finally:
             await _close(namespace, {})
 
     asyncio.run(run_all())
+
+
+def test_readme_python_blocks_run_in_order(scene: dict[str, Any]) -> None:
+    """The names a block takes as given (``endpoint``, ``connection_string``) are the emulator's; a block
+    may use what an earlier one defined."""
+    assert len(python_blocks(ROOT / "README.md")) >= 3
+    namespace = {"endpoint": scene["endpoint"], "connection_string": scene["connection_string"]}
+    run_blocks(ROOT / "README.md", namespace)
     frame = namespace["thread"].list_messages()
     assert frame.loc[frame.type == "text", "content"].tolist() == ["Pizza?"]
     assert not chatnb.read_export("archive/").empty  # the export of the last block
+
+
+# The site's pages whose Python blocks run offline as they are (the how-to pages show placeholders for a
+# real resource or a storage account, and the official SDKs).
+RUNNABLE_PAGES = [
+    "docs/index.md",
+    "docs/install.md",
+    "docs/guide/clients.md",
+    "docs/guide/events.md",
+    "docs/guide/widgets.md",
+    "docs/guide/export.md",
+    "docs/emulator/index.md",
+]
+
+
+@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+def test_the_guides_python_blocks_run(page: str, scene: dict[str, Any]) -> None:
+    """The names a page takes as given (``session``, ``chat``, ``jack``...) are the scene's."""
+    run_blocks(ROOT / page, {name: scene[name] for name in ("session", "chat", "jack", "endpoint")})
 
 
 @pytest.mark.parametrize(
