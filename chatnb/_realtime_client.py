@@ -2,8 +2,13 @@
 
 >>> chat.on("chatMessageReceived", lambda e: print(e.sender_display_name, e.message))
 >>> chat.start_realtime_notifications()          # sync client; ``await`` it on chatnb.aio.ChatClient
->>> async for event in chat.events():            # in a cell: every event from now on
-...     print(event.kind)
+>>> events = chat.events()                       # in a cell: every event from now on
+>>> thread.send_message("Pizza at 12?")
+SendChatMessageResult(id='...')
+>>> async for event in events:                   # until the message has come back as an event
+...     if event.kind == "chatMessageReceived":
+...         break
+Jack Pizza at 12?
 >>> chat.stop_realtime_notifications()
 
 Where the handlers run:

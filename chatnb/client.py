@@ -73,12 +73,17 @@ class ChatClient(RealtimeMixin, ClientBase):
 
     >>> with ChatClient(endpoint, credential) as chat:
     ...     result = chat.create_chat_thread("Lunch", thread_participants=[ChatParticipant(other_id)])
-    ...     chat.list_chat_threads()
+    ...     threads = chat.list_chat_threads()
+    >>> threads.loc[threads.id == result.chat_thread.id, "topic"].tolist()
+    ['Lunch']
 
-    Real-time events, as in the JavaScript SDK (see :mod:`chatnb._realtime_client`):
+    Real-time events, as in the JavaScript SDK (see :mod:`chatnb._realtime_client`), on a client that
+    stays open:
 
+    >>> chat = ChatClient(endpoint, credential)
     >>> chat.on("chatMessageReceived", lambda event: print(event.message))
     >>> chat.start_realtime_notifications()
+    >>> chat.close()                              # stops the notifications too
     """
 
     def __init__(

@@ -13,10 +13,13 @@ Event Grid validates a webhook before delivering to it. In the Event Grid schema
 :class:`SubscriptionValidationEvent` whose ``response`` is the JSON body to answer with. In the
 CloudEvents schema it sends an ``OPTIONS`` request instead; answer it with :func:`webhook_handshake_headers`.
 
->>> for event in parse_event_grid(body):
+>>> for event in parse_event_grid(body):          # the body of the POST Event Grid made
 ...     if isinstance(event, SubscriptionValidationEvent):
-...         return JSONResponse(event.response)
-...     print(event.kind, event.thread_id)
+...         print(event.response)                  # a new subscription: answer with this JSON body
+...     else:
+...         print(event.kind, event.thread_id)
+{'validationResponse': '...'}
+chatMessageReceived 19:...@thread.v2
 """
 
 from __future__ import annotations

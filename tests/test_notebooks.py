@@ -120,6 +120,57 @@ def test_quickstart_receives_live_and_by_polling() -> None:
     assert "share_history_time=" in source and "remove_participant(" in source
 
 
+# Each operation of the quickstart's object model, in the section of the quickstart it belongs to.
+QUICKSTART_OPERATIONS = {
+    "update_topic(": "Start a chat thread",
+    "list_chat_threads(": "Get a chat thread client",
+    "send_typing_notification(": "Receive chat messages from a chat thread",
+    "typingIndicatorReceived": "Receive chat messages from a chat thread",
+    "send_read_receipt(": "Receive chat messages from a chat thread",
+    "list_read_receipts(": "Receive chat messages from a chat thread",
+    "delete_chat_thread(": "Run the code",
+}
+
+
+def code_by_section(nb: nbformat.NotebookNode) -> dict[str, list[nbformat.NotebookNode]]:
+    sections: dict[str, list[nbformat.NotebookNode]] = {}
+    current = "(before the first section)"
+    for cell in nb.cells:
+        found = cell_headings(cell)
+        current = found[-1] if found else current
+        if cell.cell_type == "code":
+            sections.setdefault(current, []).append(cell)
+    return sections
+
+
+@pytest.mark.parametrize(("call", "section"), QUICKSTART_OPERATIONS.items())
+def test_quickstart_shows_each_operation_in_its_section(call: str, section: str) -> None:
+    """Typing, read receipts, listing threads, the topic and deleting a thread run, each with a result
+    nbval compares (a cell with output and no ignore marker, in the step the operation belongs to)."""
+    cells = [c for c in code_by_section(load("01_quickstart"))[section] if call in c.source]
+    assert cells, f"{call} is not called in {section!r}"
+    assert all(c.outputs and not ignored(c) for c in cells), f"{call}: a cell without a compared result"
+
+
+def test_quickstart_says_where_chatnb_differs_from_the_javascript_sdk() -> None:
+    markdown = [c.source for c in load("01_quickstart").cells if c.cell_type == "markdown"]
+    prose = " ".join(" ".join(text.split()) for text in markdown)
+    assert "`on` is a method of `ChatClient` here" in prose
+    for js in (
+        "chatThreadClient.on(",
+        "sendTypingNotification",
+        "sendReadReceipt",
+        "listChatThreads",
+        "deleteChatThread",
+        "UpdateThread",
+        "addMembers",
+        "removeMember",
+        "listMessages",
+        "priority",
+    ):
+        assert js in prose, f"no note on the JavaScript {js}"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_code_cells_are_small(name: str) -> None:
     for cell in load(name).cells:

@@ -71,12 +71,17 @@ class ChatClient(AsyncRealtimeMixin, ClientBase):
 
     >>> async with ChatClient(endpoint, credential) as chat:
     ...     result = await chat.create_chat_thread("Lunch", thread_participants=[ChatParticipant(other_id)])
-    ...     await chat.list_chat_threads()
+    ...     threads = await chat.list_chat_threads()
+    >>> threads.loc[threads.id == result.chat_thread.id, "topic"].tolist()
+    ['Lunch']
 
-    Real-time events, as in the JavaScript SDK (see :mod:`chatnb._realtime_client`):
+    Real-time events, as in the JavaScript SDK (see :mod:`chatnb._realtime_client`), on a client that
+    stays open:
 
+    >>> chat = ChatClient(endpoint, credential)
     >>> chat.on("chatMessageReceived", lambda event: print(event.message))
     >>> await chat.start_realtime_notifications()
+    >>> await chat.close()                              # stops the notifications too
     """
 
     def __init__(

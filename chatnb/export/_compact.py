@@ -1,5 +1,7 @@
 """Compacting an export: one file per thread with the latest version of each message.
 
+>>> chatnb.export_history(chat_client, "lake/", incremental=True, progress=False)
+ExportResult(...)
 >>> chatnb.compact_export("lake/", "lake-compact/")       # chatnb compact lake/ --out lake-compact/
 
 An incremental export keeps history: every run adds files, and an edited or deleted message comes out

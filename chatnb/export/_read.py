@@ -1,5 +1,7 @@
 """Reading an export back into one DataFrame with the export's columns and dtypes.
 
+>>> chatnb.export_history(chat_client, "export/", incremental=True, progress=False)
+ExportResult(...)
 >>> chatnb.read_export("export/")                 # every row written, all runs
 >>> chatnb.read_export("export/", latest=True)    # one row per message: its latest version
 

@@ -2,7 +2,9 @@
 
 >>> from chatnb.widgets import ChatPanel, EventLog
 >>> ChatPanel(jack, thread.thread_id)       # transcript, composer, participants and event log
->>> log = EventLog(jack); log.wait_for(1, event_type="chatMessageReceived")
+>>> log = EventLog(jack); thread.send_message("hi")
+>>> [event.message for event in log.wait_for(1, event_type="chatMessageReceived")]
+['hi']
 
 - :class:`ChatView`: the transcript, live and incremental (one small message per change, the DOM patched
   in place), the whole history on scrolling up, grouped bubbles with avatars and dates, "n new messages",

@@ -49,8 +49,10 @@ class ChatPanel(widgets.Box):  # type: ignore[misc]
         title: the heading (by default the user's name).
 
     Attributes:
-        view, composer, participants, event_log: the parts (:class:`ChatView`,
-        :class:`MessageComposer`, :class:`ParticipantList`, :class:`EventLog` or ``None``).
+        view: the transcript, a :class:`ChatView`.
+        composer: the :class:`MessageComposer`.
+        participants: the :class:`ParticipantList`.
+        event_log: the :class:`EventLog`, or ``None`` without ``show_event_log``.
     """
 
     def __init__(
