@@ -51,9 +51,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             "--inMemoryPersistence",
             "--skipApiVersionCheck",
             "--loose",
+            "--disableTelemetry",  # else it queues Application Insights reports in the temp folder
         ],
         cwd=workspace,  # where Azurite would keep its debug log and settings
-        env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{key}"},
+        env={**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{key}", "TMPDIR": str(workspace)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
