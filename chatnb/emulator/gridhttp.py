@@ -1,0 +1,226 @@
+"""The HTTP side of Event Grid delivery: the validation handshakes, one delivery attempt, dead-letter files.
+
+:class:`GridSender` makes the requests (:mod:`chatnb.emulator.griddelivery` decides when); nothing a
+webhook answers is trusted to stay in bounds: an attempt has one deadline for the whole exchange, and
+only a handshake's answer is read, at most :data:`MAX_ANSWER_BYTES` of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .._time import format_rfc3339
+from ..location import private_dir, write_private
+from .gridsubs import EventGridSubscription
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "VALIDATION_ORIGIN",
+    "Batch",
+    "GridSender",
+    "dead_letter_record",
+    "outcome_of",
+    "wall_us",
+    "write_dead_letter",
+]
+
+MAX_ANSWER_BYTES = 64 * 1024
+VALIDATION_ORIGIN = "eventgrid.azure.net"
+_VALIDATION_TYPE = "Microsoft.EventGrid.SubscriptionValidationEvent"
+_SAFE = re.compile(r"[^A-Za-z0-9-]")
+
+
+@dataclass
+class Batch:
+    """Events delivered together (in the subscription's schema), and what became of their attempts."""
+
+    events: list[dict[str, Any]]
+    encoded: list[bytes]
+    started: float  # monotonic, for the time to live
+    publish_us: int  # wall clock, for the dead-letter record
+    attempts: int = 0
+    last_attempt_us: int = 0
+    last_status: int | None = None
+    last_outcome: str = ""
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(e) for e in self.encoded)
+
+
+def wall_us() -> int:
+    """The machine's time in microseconds (delivery records are the machine's, not the emulator's clock)."""
+    return time.time_ns() // 1000
+
+
+def outcome_of(status: int | None, error: BaseException | None = None) -> str:
+    """Event Grid's ``lastDeliveryOutcome`` word: the status phrase in PascalCase (``BadRequest``...),
+    ``TimedOut`` for no answer in time, ``GenericError`` for a failed connection."""
+    if isinstance(error, (asyncio.TimeoutError, httpx.TimeoutException)) or status == 408:
+        return "TimedOut"
+    if status is None:
+        return "GenericError"
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return f"Http{status}"
+    return "".join(word[:1].upper() + word[1:] for word in re.split(r"[\s-]+", phrase))
+
+
+class GridSender:
+    """Makes the requests of one delivery thread through its ``httpx.AsyncClient``.
+
+    Args:
+        http: the delivery thread's client.
+        topic: the ``topic`` of the validation event.
+        timeout: the deadline of one whole exchange, in seconds.
+    """
+
+    def __init__(self, http: httpx.AsyncClient, topic: str, timeout: float = 30.0) -> None:
+        self.http = http
+        self.topic = topic
+        self.timeout = timeout
+
+    async def _exchange(self, request: httpx.Request, read: bool) -> tuple[httpx.Response, bytes]:
+        async def go() -> tuple[httpx.Response, bytes]:
+            response = await self.http.send(request, stream=True)
+            try:
+                body = b""
+                if read:
+                    async for chunk in response.aiter_raw():
+                        body += chunk
+                        if len(body) > MAX_ANSWER_BYTES:
+                            break
+                return response, body[:MAX_ANSWER_BYTES]
+            finally:
+                await response.aclose()
+
+        return await asyncio.wait_for(go(), self.timeout)
+
+    async def handshake(self, sub: EventGridSubscription, code: str, url: str) -> tuple[str, str | None]:
+        """``(provisioning state, error)`` of the subscription's validation handshake."""
+        try:
+            if sub.schema == "cloudevents":
+                return await self._options_handshake(sub)
+            return await self._validation_event(sub, code, url)
+        except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
+            return "Failed", f"{outcome_of(None, exc)}: {type(exc).__name__}"
+
+    async def _options_handshake(self, sub: EventGridSubscription) -> tuple[str, str | None]:
+        headers = {"WebHook-Request-Origin": VALIDATION_ORIGIN, "WebHook-Request-Rate": "120"}
+        response, _ = await self._exchange(
+            self.http.build_request("OPTIONS", sub.endpoint, headers=headers), False
+        )
+        allowed = response.headers.get("webhook-allowed-origin", "")
+        if response.status_code == 200 and allowed.strip() in (VALIDATION_ORIGIN, "*"):
+            return "Succeeded", None
+        return "Failed", (
+            f"the OPTIONS handshake got {response.status_code} with WebHook-Allowed-Origin {allowed[:80]!r}; "
+            f"expected 200 and {VALIDATION_ORIGIN!r} or '*'"
+        )
+
+    async def _validation_event(
+        self, sub: EventGridSubscription, code: str, url: str
+    ) -> tuple[str, str | None]:
+        event = {
+            "id": str(uuid.uuid4()),
+            "topic": self.topic,
+            "subject": "",
+            "data": {"validationCode": code, "validationUrl": url},
+            "eventType": _VALIDATION_TYPE,
+            "eventTime": format_rfc3339(wall_us()),
+            "metadataVersion": "1",
+            "dataVersion": "2",
+        }
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "aeg-event-type": "SubscriptionValidation",
+            "aeg-subscription-name": sub.name.upper(),
+            "aeg-delivery-count": "0",
+            "aeg-data-version": "2",
+            "aeg-metadata-version": "1",
+        }
+        body = json.dumps([event]).encode()
+        request = self.http.build_request("POST", sub.endpoint, content=body, headers=headers)
+        response, answer = await self._exchange(request, True)
+        if response.status_code == 200:
+            try:
+                given = json.loads(answer).get("validationResponse")
+            except (ValueError, AttributeError):
+                given = None
+            if given == code:
+                return "Succeeded", None
+        if 200 <= response.status_code < 300:  # accepted without the code: the validationUrl completes it
+            return "AwaitingManualAction", None
+        return "Failed", f"the validation event got {response.status_code} {outcome_of(response.status_code)}"
+
+    async def post(self, sub: EventGridSubscription, batch: Batch) -> tuple[int | None, str]:
+        """One delivery attempt: ``(status, outcome)``; status ``None`` when there was no answer."""
+        cloud = sub.schema == "cloudevents"
+        single = cloud and sub.max_events_per_batch == 1
+        body = batch.encoded[0] if single else b"[" + b",".join(batch.encoded) + b"]"
+        content_type = (
+            "application/cloudevents+json"
+            if single
+            else "application/cloudevents-batch+json"
+            if cloud
+            else "application/json"
+        )
+        headers = {
+            "Content-Type": content_type + "; charset=utf-8",
+            "aeg-event-type": "Notification",
+            "aeg-subscription-name": sub.name.upper(),
+            "aeg-delivery-count": str(batch.attempts),
+            "aeg-metadata-version": "1.0" if cloud else "1",
+        }
+        if not cloud:
+            headers["aeg-data-version"] = "1.0"
+        if len(batch.events) == 1:
+            headers["aeg-output-event-id"] = str(batch.events[0]["id"])
+        try:
+            request = self.http.build_request("POST", sub.endpoint, content=body, headers=headers)
+            response, _ = await self._exchange(request, False)
+        except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
+            return None, outcome_of(None, exc)
+        status = response.status_code
+        return status, "Delivered" if 200 <= status <= 204 else outcome_of(status)
+
+
+def dead_letter_record(event: dict[str, Any], batch: Batch, reason: str, cloud: bool) -> dict[str, Any]:
+    """``event`` with the fields Event Grid adds when it dead-letters it (lower case for CloudEvents)."""
+    extra: dict[str, Any] = {
+        "deadLetterReason": reason,
+        "deliveryAttempts": batch.attempts,
+        "lastDeliveryOutcome": batch.last_outcome,
+        "publishTime": format_rfc3339(batch.publish_us),
+        "lastDeliveryAttemptTime": format_rfc3339(batch.last_attempt_us),
+    }
+    if batch.last_status is not None:
+        extra["lastHttpStatusCode"] = batch.last_status
+    if cloud:
+        extra = {k.lower(): v for k, v in extra.items()}
+    return {**event, **extra}
+
+
+def write_dead_letter(folder: Path, subscription: str, record: dict[str, Any]) -> Path:
+    """Write one dead-lettered event to ``folder/<subscription>/<time>-<id>.json`` (0700 folders, 0600
+    file); its path.
+
+    Raises:
+        LocationError: if the folder cannot be made or written.
+    """
+    where = private_dir(folder / _SAFE.sub("-", subscription))
+    stamp = re.sub(r"[^0-9T]", "", str(record.get("publishTime") or record.get("publishtime") or ""))[:15]
+    path = where / f"{stamp}-{_SAFE.sub('-', str(record.get('id', uuid.uuid4())))[:64]}.json"
+    write_private(path, json.dumps(record, indent=2, ensure_ascii=False))
+    return path
