@@ -34,7 +34,7 @@ from ._core import (
     resolve_timeout,
     resolve_verify,
 )
-from ._flavour import bearer_token
+from ._flavour import bearer_token, call_refresher
 from .errors import decoding_error, transport_error
 from .paging import MessagePage
 
@@ -60,6 +60,12 @@ class BearerAuth:
 
     def authorize(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = "Bearer " + bearer_token(self.credential)
+
+    def renew(self) -> bool:
+        """After a 401: have the credential refresh its token now, if it can (chatnb's credential with a
+        refresher: the service may end a token before its ``exp``, by its own clock or a revocation)."""
+        refresh = getattr(self.credential, "refresh", None)
+        return callable(refresh) and bool(call_refresher(refresh))
 
 
 class HmacAuth:
@@ -117,12 +123,18 @@ class Sender:
         Raises:
             TransportError: no response. DecodingError: a body its ``Content-Encoding`` does not decode.
         """
-        retries, waited = 0, 0.0
+        retries, waited, renewed = 0, 0.0, False
         while True:
             self.auth.authorize(request)
             with self._limit:
                 response = self._attempt(request)
             delay = self.retry_policy.next_delay(response, retries, waited)
+            if delay is None and response.status_code == 401 and not renewed:
+                renew = getattr(self.auth, "renew", None)  # once, with a fresh token, if there can be one
+                renewed = True
+                if renew is not None and renew():
+                    response.close()
+                    continue
             if delay is None:
                 return response
             response.close()

@@ -28,7 +28,7 @@ from .http import json_response
 from .limits import FaultInjector, LimitsMiddleware, RateLimiter
 from .state import EmulatorState, state_of
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "routes"]
 
 log = logging.getLogger("chatnb.emulator")
 
@@ -76,6 +76,18 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return json_response(error_body("InternalError", "The emulator failed unexpectedly."), 500)
 
 
+def routes() -> list[BaseRoute]:
+    """Every route the emulator serves (what ``chatnb serve --list-operations`` tabulates)."""
+    return [
+        *identity.routes(),
+        *chat.routes(),
+        *messages.routes(),
+        *stream.routes(),
+        *manage.routes(),
+        *not_implemented_routes(),
+    ]
+
+
 def create_app(
     state: EmulatorState,
     *,
@@ -88,19 +100,11 @@ def create_app(
         limiter: enforce the real service's rate limits with it.
         faults: inject faults drawn from it.
     """
-    routes = [
-        *identity.routes(),
-        *chat.routes(),
-        *messages.routes(),
-        *stream.routes(),
-        *manage.routes(),
-        *not_implemented_routes(),
-    ]
     middleware = [Middleware(ACSHeaders), Middleware(RequestGuard, limits=state.limits)]
     if limiter is not None or faults is not None:
         middleware.append(Middleware(LimitsMiddleware, issuer=state.issuer, limiter=limiter, faults=faults))
     app = Starlette(
-        routes=routes,
+        routes=routes(),
         middleware=middleware,
         exception_handlers={
             ServiceError: _on_service_error,
