@@ -46,6 +46,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,7 @@ class GridDelivery:
                     self._pump()
                 except Exception:  # a bug here must not end delivery for good
                     log.exception("Event Grid delivery failed to read the journal")
+                self._changed()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -251,12 +253,12 @@ class GridDelivery:
             with self._lock:
                 subs = [s for s in self._subs.values() if s.provisioning != "Failed"]
             for event_id, type_, thread_id, created_on, visible_from, payload in rows:
-                self._cursor = event_id
                 interested = [s for s in subs if s.from_event < event_id]
                 if interested:
                     await self._fan_out(
                         interested, event_id, type_, thread_id, created_on, visible_from, payload
                     )
+                self._cursor = event_id  # after its events are queued: wait_read() relies on it
             if len(rows) < 500:
                 return
 
@@ -384,11 +386,18 @@ class GridDelivery:
             busy = any(s.pending() for s in self._subs.values() if s.provisioning == "Succeeded")
             return not busy and not self._dead_letters and self._cursor >= self.store.last_event_id
 
+    def wait_read(self, timeout: float = 30.0) -> bool:
+        """Wait until every event committed so far has been read and queued (or dropped); whether it was."""
+        return self._wait(lambda: self._cursor >= self.store.last_event_id, timeout)
+
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until :meth:`idle` (retries and dead-letter writes included); whether it got there."""
+        return self._wait(self.idle, timeout)
+
+    def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._idle:
-            while not self.idle():
+            while not done():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
