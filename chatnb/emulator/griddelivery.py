@@ -20,19 +20,15 @@ As Event Grid does:
   abuse-protection ``OPTIONS`` with ``WebHook-Request-Origin: eventgrid.azure.net``, answered with a
   ``WebHook-Allowed-Origin`` of that origin or ``*``. A subscription that fails it is ``Failed``, and gets
   nothing;
-- **headers**: ``aeg-event-type: Notification``, ``aeg-subscription-name``, ``aeg-delivery-count`` (0 on
-  the first attempt), ``aeg-data-version`` and ``aeg-metadata-version`` (the ``eventgrid`` schema; for
-  ``cloudevents`` the metadata version is the spec version and there is no data version);
-- **batches**: up to ``max_events_per_batch`` events that are waiting (never waiting to fill a batch),
-  while the batch stays within ``preferred_batch_size_kb`` (an event larger than that goes alone). The
-  ``eventgrid`` schema is always a JSON array; ``cloudevents`` is one ``application/cloudevents+json``
-  event, or an ``application/cloudevents-batch+json`` array when batching is configured;
-- **retries**: 200-204 is delivered; 400, 401, 403 and 413 are never retried (dead-lettered at once); any
-  other answer, no answer within ``delivery_timeout`` (30 s), or a failed connection is retried after 10 s,
-  30 s, 1 min, 5 min, 10 min, 30 min, 1 h, then hourly (at least the documented floor of its status: 5 min
-  after a 404, 2 min after a 408, 30 s after a 503), until ``max_delivery_attempts`` or the event time to
-  live runs out. ``retry_scale`` multiplies every wait, the time to live and the dead-letter delay:
-  ``retry_scale=0.001`` turns the 10 s first retry into 10 ms, for tests;
+- **headers**: ``aeg-event-type: Notification``, ``aeg-subscription-name`` (upper case, as Event Grid
+  sends it), ``aeg-delivery-count`` (0 on the first attempt), ``aeg-data-version`` and
+  ``aeg-metadata-version`` (for ``cloudevents`` the spec version, and no data version);
+- **batches and retries** as :mod:`chatnb.emulator.gridoutbox` says (up to ``max_events_per_batch``
+  waiting events within ``preferred_batch_size_kb``; 10 s, 30 s, 1 min ... then hourly; never after 400,
+  401, 403, 413). ``retry_scale`` multiplies every wait, the time to live and the dead-letter delay:
+  ``retry_scale=0.001`` turns the 10 s first retry into 10 ms, for tests. The ``eventgrid`` schema is a
+  JSON array; ``cloudevents`` one ``application/cloudevents+json`` event, or an
+  ``application/cloudevents-batch+json`` array when batching is configured;
 - **dead-letter**: an undeliverable event is written, 5 minutes (scaled) after its last attempt, to
   ``dead_letter_dir/<subscription>/<time>-<event id>.json`` (folders 0700, files 0600) with the fields
   Event Grid adds (``deadLetterReason``, ``deliveryAttempts``, ``lastDeliveryOutcome``,
@@ -49,8 +45,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from ..location import LocationError
 from .gridevents import JOURNAL_TYPES, JournalEntry, render
@@ -137,10 +131,8 @@ class GridDelivery:
 
     async def _main(self, ready: threading.Event) -> None:
         self._wake = asyncio.Event()
-        limits = httpx.Limits(max_connections=max(8, self.concurrency * 4), max_keepalive_connections=32)
-        agent = {"User-Agent": "chatnb-emulator-eventgrid"}
-        async with httpx.AsyncClient(timeout=self._timeout, limits=limits, headers=agent) as http:
-            self._sender = GridSender(http, self.topic, self._timeout)
+        async with GridSender.open(self.topic, self._timeout, self.concurrency) as sender:
+            self._sender = sender
             ready.set()
             while not self._stopping:
                 await self._wake.wait()

@@ -2,26 +2,31 @@
 
 :class:`GridSender` makes the requests (:mod:`chatnb.emulator.griddelivery` decides when); nothing a
 webhook answers is trusted to stay in bounds: an attempt has one deadline for the whole exchange, and
-only a handshake's answer is read, at most :data:`MAX_ANSWER_BYTES` of it.
+only a handshake's answer is read, at most :data:`MAX_ANSWER_BYTES` of it. httpx is imported when the
+delivery thread opens its client (:meth:`GridSender.open`), so an emulator without subscriptions, and
+``import chatnb.emulator``, never load it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .._time import format_rfc3339
 from ..location import private_dir, write_private
 from .gridsubs import EventGridSubscription
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "MAX_ANSWER_BYTES",
@@ -63,10 +68,10 @@ def wall_us() -> int:
     return time.time_ns() // 1000
 
 
-def outcome_of(status: int | None, error: BaseException | None = None) -> str:
+def outcome_of(status: int | None, timed_out: bool = False) -> str:
     """Event Grid's ``lastDeliveryOutcome`` word: the status phrase in PascalCase (``BadRequest``...),
     ``TimedOut`` for no answer in time, ``GenericError`` for a failed connection."""
-    if isinstance(error, (asyncio.TimeoutError, httpx.TimeoutException)) or status == 408:
+    if timed_out or status == 408:
         return "TimedOut"
     if status is None:
         return "GenericError"
@@ -87,9 +92,27 @@ class GridSender:
     """
 
     def __init__(self, http: httpx.AsyncClient, topic: str, timeout: float = 30.0) -> None:
+        import httpx
+
         self.http = http
         self.topic = topic
         self.timeout = timeout
+        self._failures = (httpx.HTTPError, asyncio.TimeoutError, OSError)
+        self._timeouts = (httpx.TimeoutException, asyncio.TimeoutError)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, topic: str, timeout: float, concurrency: int) -> AsyncIterator[GridSender]:
+        """A sender with a client of its own for ``concurrency`` parallel deliveries; closed on exit."""
+        import httpx
+
+        limits = httpx.Limits(max_connections=max(8, concurrency * 4), max_keepalive_connections=32)
+        agent = {"User-Agent": "chatnb-emulator-eventgrid"}
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=agent) as http:
+            yield cls(http, topic, timeout)
+
+    def _failure(self, exc: BaseException) -> str:
+        return outcome_of(None, isinstance(exc, self._timeouts))
 
     async def _exchange(self, request: httpx.Request, read: bool) -> tuple[httpx.Response, bytes]:
         async def go() -> tuple[httpx.Response, bytes]:
@@ -113,8 +136,8 @@ class GridSender:
             if sub.schema == "cloudevents":
                 return await self._options_handshake(sub)
             return await self._validation_event(sub, code, url)
-        except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
-            return "Failed", f"{outcome_of(None, exc)}: {type(exc).__name__}"
+        except self._failures as exc:
+            return "Failed", f"{self._failure(exc)}: {type(exc).__name__}"
 
     async def _options_handshake(self, sub: EventGridSubscription) -> tuple[str, str | None]:
         headers = {"WebHook-Request-Origin": VALIDATION_ORIGIN, "WebHook-Request-Rate": "120"}
@@ -190,8 +213,8 @@ class GridSender:
         try:
             request = self.http.build_request("POST", sub.endpoint, content=body, headers=headers)
             response, _ = await self._exchange(request, False)
-        except (httpx.HTTPError, asyncio.TimeoutError, OSError) as exc:
-            return None, outcome_of(None, exc)
+        except self._failures as exc:
+            return None, self._failure(exc)
         status = response.status_code
         return status, "Delivered" if 200 <= status <= 204 else outcome_of(status)
 
