@@ -1,10 +1,11 @@
 """Event Grid delivery: the emulator's chat events POSTed to webhooks, as Azure Event Grid delivers them.
 
-:class:`GridDelivery` runs in a thread of its own with its own event loop, and only *reads* what the API
-wrote: after each commit the store wakes it (a flag set, nothing more), and it reads the new journal
-entries, renders them (:mod:`chatnb.emulator.gridevents`) and queues them for each subscription
-(:mod:`chatnb.emulator.gridsubs`). So delivery never blocks or slows an API request: a slow or dead webhook
-delays only its own subscription's queue.
+:class:`GridDelivery` only *reads* what the API wrote: after each commit the store wakes its thread (a flag
+set, nothing more), which reads the new journal entries and their recipients and hands them to the
+delivery process (:mod:`chatnb.emulator.gridworker`), where they are rendered
+(:mod:`chatnb.emulator.gridevents`), queued for each subscription (:mod:`chatnb.emulator.gridsubs`) and
+sent. So delivery never blocks an API request, and its CPU work runs in another process: a slow or dead
+webhook delays only its own subscription's queue. The process starts with the first subscription.
 
 **The outbox is bounded**: each subscription holds at most ``outbox_size`` events waiting for delivery
 or a retry (default 10,000). An event that finds it full is dropped and counted (``dropped`` in the
@@ -38,28 +39,29 @@ As Event Grid does:
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..location import LocationError
-from .gridevents import JOURNAL_TYPES, JournalEntry, render
-from .gridhttp import Batch, GridSender, dead_letter_record, wall_us, write_dead_letter
-from .gridoutbox import DEAD_LETTER_DELAY_S, SubscriptionState, give_up, retry_delay
+from .gridevents import JOURNAL_TYPES, JournalEntry
 from .gridsubs import EventGridSubscription, SubscriptionError
+from .gridworker import read_message, write_message
 from .store import Store
 
 __all__ = ["GridDelivery"]
 
 log = logging.getLogger("chatnb.emulator.eventgrid")
+JOURNAL_BATCH = 500
 
 
 class GridDelivery:
-    """Delivers the store's chat events to Event Grid subscriptions, from a thread of its own.
+    """Delivers the store's chat events to Event Grid subscriptions, from a process of its own.
 
     Args:
         store: the emulator's store (read only here).
@@ -70,6 +72,9 @@ class GridDelivery:
         outbox_size: the most events one subscription may hold waiting; more are dropped and counted.
         delivery_timeout: seconds a webhook has to answer an attempt.
         concurrency: deliveries one subscription may have in flight at once.
+
+    Raises:
+        ValueError: for a ``retry_scale`` that is not positive.
     """
 
     def __init__(
@@ -91,307 +96,247 @@ class GridDelivery:
         self.validation_base = validation_base
         self.retry_scale = float(retry_scale)
         self.dead_letter_dir = dead_letter_dir
-        self.outbox_size = outbox_size
+        self._outbox_size = outbox_size
         self.concurrency = concurrency
         self._timeout = delivery_timeout
-        self._subs: dict[str, SubscriptionState] = {}
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._wake: asyncio.Event | None = None
-        self._stopping = False
-        self._cursor = store.last_event_id
+        self._wanted: dict[str, tuple[frozenset[str], int]] = {}  # name -> (types, from event)
+        self._snapshot: list[dict[str, Any]] = []
+        self._handled = 0  # the last entry the worker handled
+        self._busy = False
+        self._cursor = store.last_event_id  # the last entry read here
+        self._sent = self._cursor  # the last entry sent to the worker
         self._threads: dict[str, int] = {}
-        self._sender: GridSender | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._dead_letters = 0  # dead-letter writes decided and not yet done
-        self._idle = threading.Condition()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._replies: dict[int, Any] = {}
+        self._requests = itertools.count(1)
+        self._changed = threading.Condition()
+        self._send_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._threads_running: list[threading.Thread] = []
 
     def __repr__(self) -> str:
-        return f"<GridDelivery {len(self._subs)} subscriptions, scale {self.retry_scale:g}>"
+        return f"<GridDelivery {len(self._wanted)} subscriptions, scale {self.retry_scale:g}>"
 
-    # -- the thread ------------------------------------------------------------------------------
+    @property
+    def outbox_size(self) -> int:
+        """The most events one subscription may hold waiting (settable while running)."""
+        return self._outbox_size
+
+    @outbox_size.setter
+    def outbox_size(self, value: int) -> None:
+        self._outbox_size = int(value)
+        if self._process is not None:
+            self._send(("outbox", self._outbox_size))
+
+    # -- the worker process --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the delivery thread (once)."""
-        if self._thread is not None:
+        """Start the delivery process and its two threads here (once)."""
+        if self._process is not None:
             return
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="chatnb-eventgrid", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "chatnb.emulator.gridworker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        config = {
+            "topic": self.topic,
+            "retry_scale": self.retry_scale,
+            "dead_letter_dir": None if self.dead_letter_dir is None else str(self.dead_letter_dir),
+            "outbox_size": self._outbox_size,
+            "timeout": self._timeout,
+            "concurrency": self.concurrency,
+        }
+        self._send(config)
+        for target, name in (
+            (self._listen, "chatnb-eventgrid-out"),
+            (self._read_journal, "chatnb-eventgrid"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads_running.append(thread)
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main(ready))
-        finally:
-            loop.close()
+    def _send(self, message: Any) -> None:
+        process = self._process
+        if process is None or process.stdin is None:
+            return
+        with self._send_lock:
+            try:
+                write_message(process.stdin, message)
+            except (BrokenPipeError, ValueError):  # the worker is gone (stopping, or killed)
+                if not self._stopping:
+                    log.warning("the Event Grid delivery process is gone; nothing more is delivered")
 
-    async def _main(self, ready: threading.Event) -> None:
-        self._wake = asyncio.Event()
-        async with GridSender.open(self.topic, self._timeout, self.concurrency) as sender:
-            self._sender = sender
-            ready.set()
-            while not self._stopping:
-                await self._wake.wait()
-                self._wake.clear()
-                if self._stopping:
-                    break
-                try:
-                    await self._read_journal()
-                    self._pump()
-                except Exception:  # a bug here must not end delivery for good
-                    log.exception("Event Grid delivery failed to read the journal")
-                self._changed()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    def _listen(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while (message := read_message(self._process.stdout)) is not None:
+            with self._changed:
+                if message[0] == "reply":
+                    self._replies[message[1]] = message[2]
+                else:
+                    _, self._snapshot, self._handled, self._busy = message
+                self._changed.notify_all()
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
+
+    def _request(self, message: tuple[Any, ...], timeout: float = 120.0) -> Any:
+        self.start()
+        request = next(self._requests)
+        self._send((message[0], request, *message[1:]))
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while request not in self._replies:
+                if time.monotonic() > deadline or self._process is None or self._process.poll() is not None:
+                    raise SubscriptionError("the Event Grid delivery process did not answer")
+                self._changed.wait(0.1)
+            return self._replies.pop(request)
 
     def notify(self, last_event_id: int = 0) -> None:
-        """The store committed: wake the delivery thread (a store listener; safe from any thread)."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wake.set)
+        """The store committed: wake the journal reader (a store listener; safe from any thread)."""
+        self._wake.set()
 
     def stop(self) -> None:
-        """Stop delivering (what is still queued is dropped) and end the thread."""
+        """Stop delivering (what is still queued is dropped) and end the process and the threads."""
         self._stopping = True
-        self.notify()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._wake.set()
+        process, self._process = self._process, None
+        if process is not None:
+            if process.stdin is not None:
+                with self._send_lock:
+                    try:
+                        write_message(process.stdin, ("stop",))
+                        process.stdin.close()
+                    except (BrokenPipeError, ValueError):
+                        pass
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            if process.stdout is not None:
+                process.stdout.close()
+        for thread in self._threads_running:
+            thread.join(10)
+        self._threads_running.clear()
 
-    def _call(self, coro: Any, timeout: float = 60.0) -> Any:
-        """Run ``coro`` on the delivery loop and wait for its result (from another thread)."""
-        self.start()
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    # -- subscriptions ---------------------------------------------------------------------------
+    # -- subscriptions -------------------------------------------------------------------------------
 
     def subscriptions(self) -> list[dict[str, Any]]:
-        """Every subscription, its provisioning state and its delivery statistics."""
-        with self._lock:
-            return [state.to_json() for state in self._subs.values()]
+        """Every subscription, its ``provisioningState`` and its delivery ``statistics``."""
+        with self._changed:
+            return [dict(s) for s in self._snapshot if s["name"] in self._wanted]
 
-    def get(self, name: str) -> SubscriptionState | None:
-        with self._lock:
-            return self._subs.get(name)
+    def get(self, name: str) -> dict[str, Any] | None:
+        """One subscription as :meth:`subscriptions` lists it, or ``None``."""
+        return next((s for s in self.subscriptions() if s["name"] == name), None)
 
     def add(self, subscription: str | dict[str, Any] | EventGridSubscription) -> dict[str, Any]:
         """Add (or replace) a subscription (a spec, a dict or an :class:`EventGridSubscription`); it
         receives the events committed from now on, once its endpoint passes the validation handshake
-        (done here, before returning).
+        (done before this returns).
 
         Raises:
             SubscriptionError: for an invalid subscription, or an endpoint that does not complete the
                 handshake (the subscription is kept, ``Failed``, so that listing it shows why).
         """
-        subscription = EventGridSubscription.coerce(subscription)
-        state = SubscriptionState(subscription, from_event=self.store.last_event_id)
-        self._call(self._add(state))
-        if state.provisioning == "Failed":
-            raise SubscriptionError(
-                f"webhook validation handshake failed for {subscription.endpoint}: {state.last_error}"
-            )
-        self.notify()
-        return state.to_json()
+        sub = EventGridSubscription.coerce(subscription)
+        from_event = self.store.last_event_id
+        with self._changed:
+            if not self._wanted:  # nothing was read for anyone: start from now
+                self._cursor = self._sent = max(self._cursor, from_event)
+            self._wanted[sub.name] = (sub.wanted, from_event)
+        url = f"{self.validation_base}/chatnb/eventGridSubscriptions/{sub.name}/:validate?code="
+        state: dict[str, Any] = self._request(("add", sub, from_event, url))
+        if state["provisioningState"] == "Failed":
+            error = state["statistics"]["lastError"]
+            raise SubscriptionError(f"webhook validation handshake failed for {sub.endpoint}: {error}")
+        self._wake.set()
+        return state
 
     def remove(self, name: str) -> bool:
         """Remove a subscription (what it still had queued is dropped); whether there was one."""
-        with self._lock:
-            return self._subs.pop(name, None) is not None
+        with self._changed:
+            known = self._wanted.pop(name, None) is not None
+        if known:
+            self._send(("remove", name))
+        return known
 
     def validate_manually(self, name: str, code: str) -> bool:
         """Complete the asynchronous handshake (a GET of the ``validationUrl``); whether the code matched."""
-        with self._lock:
-            state = self._subs.get(name)
-            if state is None or state.provisioning != "AwaitingManualAction" or code != state.validation_code:
-                return False
-            state.provisioning = "Succeeded"
-        self.notify()  # what waited for the validation goes now
-        return True
+        if name not in self._wanted:
+            return False
+        ok = bool(self._request(("validate", name, code)))
+        self._wake.set()
+        return ok
 
-    async def _add(self, state: SubscriptionState) -> None:
-        """Register ``state`` and run its handshake (on the delivery loop, between journal reads)."""
-        with self._lock:
-            if not self._subs:  # nothing read the journal for anyone: start from now
-                self._cursor = max(self._cursor, state.from_event)
-            self._subs[state.subscription.name] = state
-        await self._validate(state)
+    # -- journal -> worker ---------------------------------------------------------------------------
 
-    async def _validate(self, state: SubscriptionState) -> None:
-        assert self._sender is not None
-        sub = state.subscription
-        url = f"{self.validation_base}/chatnb/eventGridSubscriptions/{sub.name}/:validate?code="
-        outcome, error = await self._sender.handshake(sub, state.validation_code, url + state.validation_code)
-        with self._lock:
-            state.provisioning, state.last_error = outcome, error
-        if outcome == "Failed":
-            log.warning("Event Grid subscription %s: validation failed: %s", sub.name, error)
+    def _read_journal(self) -> None:
+        while not self._stopping:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                while not self._stopping and self._read_some() == JOURNAL_BATCH:
+                    pass
+            except Exception:  # a bug or a closed store must not end the thread silently
+                if not self._stopping:
+                    log.exception("Event Grid delivery failed to read the journal")
+            with self._changed:
+                self._changed.notify_all()
 
-    # -- journal -> outboxes -----------------------------------------------------------------------
+    def _read_some(self) -> int:
+        rows = self.store.journal_after(self._cursor, JOURNAL_BATCH)
+        if rows and rows[0][0] > self._cursor + 1:  # the bounded journal dropped entries before this read
+            lost = rows[0][0] - self._cursor - 1
+            log.warning("Event Grid delivery fell %d journal entries behind; they are lost to it", lost)
+            self._send(("lost", lost))
+        with self._changed:
+            wanted = list(self._wanted.values())
+        for event_id, type_, thread_id, created_on, visible_from, payload in rows:
+            pair = JOURNAL_TYPES.get(type_)
+            interested = [w for w, start in wanted if start < event_id] if pair else []
+            if pair and any(pair[0] in w or pair[1] in w for w in interested):
+                created = self._threads.get(thread_id)
+                if created is None:
+                    thread = self.store.get_thread(thread_id)
+                    created = self._threads[thread_id] = thread.created_on if thread else created_on
+                users = any(pair[0] in w for w in interested)
+                recipients = self.store.recipients(thread_id, event_id, visible_from) if users else []
+                entry = JournalEntry(event_id, type_, thread_id, payload, created_on, created)
+                self._send(("entry", entry, recipients))
+                self._sent = event_id
+            self._cursor = event_id
+        return len(rows)
 
-    async def _read_journal(self) -> None:
-        while True:
-            rows = await asyncio.to_thread(self.store.journal_after, self._cursor, 500)
-            if not rows:
-                return
-            oldest = rows[0][0]
-            if oldest > self._cursor + 1 and self._cursor:  # the bounded journal dropped entries
-                self._count_lost(oldest - self._cursor - 1)
-            with self._lock:
-                subs = [s for s in self._subs.values() if s.provisioning != "Failed"]
-            for event_id, type_, thread_id, created_on, visible_from, payload in rows:
-                interested = [s for s in subs if s.from_event < event_id]
-                if interested:
-                    await self._fan_out(
-                        interested, event_id, type_, thread_id, created_on, visible_from, payload
-                    )
-                self._cursor = event_id  # after its events are queued: wait_read() relies on it
-            if len(rows) < 500:
-                return
+    # -- waiting for delivery ------------------------------------------------------------------------
 
-    def _count_lost(self, entries: int) -> None:
-        with self._lock:
-            for state in self._subs.values():
-                state.dropped += entries
-        log.warning("Event Grid delivery fell %d journal entries behind; they are lost to it", entries)
-
-    async def _fan_out(
-        self,
-        subs: list[SubscriptionState],
-        event_id: int,
-        type_: str,
-        thread_id: str,
-        created_on: int,
-        visible_from: int | None,
-        payload: dict[str, Any],
-    ) -> None:
-        pair = JOURNAL_TYPES.get(type_)
-        if pair is None or not any(
-            pair[0] in s.subscription.wanted or pair[1] in s.subscription.wanted for s in subs
-        ):
-            return
-        created = self._threads.get(thread_id)
-        if created is None:
-            thread = await asyncio.to_thread(self.store.get_thread, thread_id)
-            created = self._threads[thread_id] = thread.created_on if thread is not None else created_on
-        entry = JournalEntry(event_id, type_, thread_id, payload, created_on, created)
-        recipients: list[str] = []
-        if any(pair[0] in s.subscription.wanted for s in subs):
-            recipients = await asyncio.to_thread(self.store.recipients, thread_id, event_id, visible_from)
-        for state in subs:
-            events = render(entry, recipients, self.topic, state.subscription.wanted)
-            with self._lock:
-                dropped = state.offer(events, self.outbox_size)
-            if dropped:
-                log.warning(
-                    "Event Grid subscription %s: outbox full, %d events dropped",
-                    state.subscription.name,
-                    dropped,
-                )
-
-    # -- outboxes -> webhooks ----------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        """Start deliveries for every validated subscription with events waiting (on the delivery loop)."""
-        now = time.monotonic()
-        with self._lock:
-            states = [s for s in self._subs.values() if s.provisioning == "Succeeded"]
-        for state in states:
-            while state.flights < self.concurrency:
-                batch = self._next_batch(state, now)
-                if batch is None:
-                    break
-                task = asyncio.ensure_future(self._deliver(state, batch))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
-    def _next_batch(self, state: SubscriptionState, now: float) -> Batch | None:
-        with self._lock:
-            return state.take_batch(now)
-
-    async def _deliver(self, state: SubscriptionState, batch: Batch) -> None:
-        assert self._sender is not None
-        sub = state.subscription
-        status, outcome = await self._sender.post(sub, batch)
-        batch.attempts += 1
-        batch.last_attempt_us, batch.last_status, batch.last_outcome = wall_us(), status, outcome
-        reason = None
-        with self._lock:
-            state.attempts += 1
-            state.flights -= 1
-            state.in_flight -= len(batch.events)
-            if status is not None and 200 <= status <= 204:
-                state.delivered += len(batch.events)
-            else:
-                state.failed_attempts += 1
-                state.last_error = f"{status or 'no answer'} {outcome}"
-                reason = give_up(sub, batch, status, self.retry_scale)
-                if reason is None:
-                    delay = retry_delay(batch.attempts, status, self.retry_scale)
-                    state.schedule_retry(batch, delay)
-                    assert self._loop is not None
-                    self._loop.call_later(delay, self._pump)
-                else:
-                    state.dead_lettered += len(batch.events)
-                    self._dead_letters += 1
-        if reason is not None:
-            await asyncio.sleep(DEAD_LETTER_DELAY_S * self.retry_scale)
-            await asyncio.to_thread(self._dead_letter, sub, batch, reason)
-        self._changed()
-        self._pump()
-
-    def _dead_letter(self, sub: EventGridSubscription, batch: Batch, reason: str) -> None:
-        cloud = sub.schema == "cloudevents"
-        try:
-            if self.dead_letter_dir is not None:
-                for event in batch.events:
-                    write_dead_letter(
-                        self.dead_letter_dir, sub.name, dead_letter_record(event, batch, reason, cloud)
-                    )
-            else:
-                log.warning(
-                    "Event Grid subscription %s: %d undeliverable events dropped (%s; no dead-letter folder)",
-                    sub.name,
-                    len(batch.events),
-                    reason,
-                )
-        except LocationError as exc:
-            log.warning("Event Grid subscription %s: cannot dead-letter: %s", sub.name, exc)
-        finally:
-            with self._lock:
-                self._dead_letters -= 1
-
-    # -- waiting for delivery ----------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        with self._idle:
-            self._idle.notify_all()
+    def _read_up(self) -> bool:
+        return self._cursor >= self.store.last_event_id and self._handled >= self._sent
 
     def idle(self) -> bool:
-        """Whether every committed event has been read, and every subscription has nothing waiting."""
-        with self._lock:
-            busy = any(s.pending() for s in self._subs.values() if s.provisioning == "Succeeded")
-            return not busy and not self._dead_letters and self._cursor >= self.store.last_event_id
+        """Whether every committed event has been read and handed on, and no subscription has anything
+        waiting, being retried or being dead-lettered."""
+        with self._changed:
+            return self._read_up() and not self._busy
 
     def wait_read(self, timeout: float = 30.0) -> bool:
         """Wait until every event committed so far has been read and queued (or dropped); whether it was."""
-        return self._wait(lambda: self._cursor >= self.store.last_event_id, timeout)
+        return self._wait(self._read_up, timeout)
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until :meth:`idle` (retries and dead-letter writes included); whether it got there."""
-        return self._wait(self.idle, timeout)
+        return self._wait(lambda: self._read_up() and not self._busy, timeout)
 
     def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        if not self._wanted:
+            return True
         deadline = time.monotonic() + timeout
-        with self._idle:
+        with self._changed:
             while not done():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._idle.wait(min(left, 0.05))
+                self._changed.wait(min(left, 0.05))
         return True

@@ -2,9 +2,8 @@
 
 :class:`GridSender` makes the requests (:mod:`chatnb.emulator.griddelivery` decides when); nothing a
 webhook answers is trusted to stay in bounds: an attempt has one deadline for the whole exchange, and
-only a handshake's answer is read, at most :data:`MAX_ANSWER_BYTES` of it. httpx is imported when the
-delivery thread opens its client (:meth:`GridSender.open`), so an emulator without subscriptions, and
-``import chatnb.emulator``, never load it.
+only a handshake's answer is used, at most :data:`~chatnb.emulator.gridclient.MAX_BODY_BYTES` of it
+(:mod:`chatnb.emulator.gridclient` is the HTTP client, and why it is not httpx).
 """
 
 from __future__ import annotations
@@ -19,17 +18,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._time import format_rfc3339
 from ..location import private_dir, write_private
+from .gridclient import Answer, WebhookClient, WebhookError
 from .gridsubs import EventGridSubscription
 
-if TYPE_CHECKING:
-    import httpx
-
 __all__ = [
-    "MAX_ANSWER_BYTES",
     "VALIDATION_ORIGIN",
     "Batch",
     "GridSender",
@@ -39,7 +35,6 @@ __all__ = [
     "write_dead_letter",
 ]
 
-MAX_ANSWER_BYTES = 64 * 1024
 VALIDATION_ORIGIN = "eventgrid.azure.net"
 _VALIDATION_TYPE = "Microsoft.EventGrid.SubscriptionValidationEvent"
 _SAFE = re.compile(r"[^A-Za-z0-9-]")
@@ -83,7 +78,8 @@ def outcome_of(status: int | None, timed_out: bool = False) -> str:
 
 
 class GridSender:
-    """Makes the requests of one delivery thread through its ``httpx.AsyncClient``.
+    """Makes the requests of one delivery thread (through a
+    :class:`~chatnb.emulator.gridclient.WebhookClient`).
 
     Args:
         http: the delivery thread's client.
@@ -91,44 +87,23 @@ class GridSender:
         timeout: the deadline of one whole exchange, in seconds.
     """
 
-    def __init__(self, http: httpx.AsyncClient, topic: str, timeout: float = 30.0) -> None:
-        import httpx
-
+    def __init__(self, http: WebhookClient, topic: str, timeout: float = 30.0) -> None:
         self.http = http
         self.topic = topic
         self.timeout = timeout
-        self._failures = (httpx.HTTPError, asyncio.TimeoutError, OSError)
-        self._timeouts = (httpx.TimeoutException, asyncio.TimeoutError)
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, topic: str, timeout: float, concurrency: int) -> AsyncIterator[GridSender]:
-        """A sender with a client of its own for ``concurrency`` parallel deliveries; closed on exit."""
-        import httpx
-
-        limits = httpx.Limits(max_connections=max(8, concurrency * 4), max_keepalive_connections=32)
-        agent = {"User-Agent": "chatnb-emulator-eventgrid"}
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=agent) as http:
+    async def open(cls, topic: str, timeout: float) -> AsyncIterator[GridSender]:
+        """A sender with a client of its own; its connections are closed on exit."""
+        http = WebhookClient(headers={"User-Agent": "chatnb-emulator-eventgrid"})
+        try:
             yield cls(http, topic, timeout)
+        finally:
+            await http.aclose()
 
-    def _failure(self, exc: BaseException) -> str:
-        return outcome_of(None, isinstance(exc, self._timeouts))
-
-    async def _exchange(self, request: httpx.Request, read: bool) -> tuple[httpx.Response, bytes]:
-        async def go() -> tuple[httpx.Response, bytes]:
-            response = await self.http.send(request, stream=True)
-            try:
-                body = b""
-                if read:
-                    async for chunk in response.aiter_raw():
-                        body += chunk
-                        if len(body) > MAX_ANSWER_BYTES:
-                            break
-                return response, body[:MAX_ANSWER_BYTES]
-            finally:
-                await response.aclose()
-
-        return await asyncio.wait_for(go(), self.timeout)
+    async def _exchange(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> Answer:
+        return await asyncio.wait_for(self.http.request(method, url, headers, body), self.timeout)
 
     async def handshake(self, sub: EventGridSubscription, code: str, url: str) -> tuple[str, str | None]:
         """``(provisioning state, error)`` of the subscription's validation handshake."""
@@ -136,19 +111,18 @@ class GridSender:
             if sub.schema == "cloudevents":
                 return await self._options_handshake(sub)
             return await self._validation_event(sub, code, url)
-        except self._failures as exc:
-            return "Failed", f"{self._failure(exc)}: {type(exc).__name__}"
+        except (WebhookError, asyncio.TimeoutError) as exc:
+            timed_out = isinstance(exc, asyncio.TimeoutError)
+            return "Failed", f"{outcome_of(None, timed_out)}: {exc or type(exc).__name__}"
 
     async def _options_handshake(self, sub: EventGridSubscription) -> tuple[str, str | None]:
         headers = {"WebHook-Request-Origin": VALIDATION_ORIGIN, "WebHook-Request-Rate": "120"}
-        response, _ = await self._exchange(
-            self.http.build_request("OPTIONS", sub.endpoint, headers=headers), False
-        )
+        response = await self._exchange("OPTIONS", sub.endpoint, headers)
         allowed = response.headers.get("webhook-allowed-origin", "")
-        if response.status_code == 200 and allowed.strip() in (VALIDATION_ORIGIN, "*"):
+        if response.status == 200 and allowed.strip() in (VALIDATION_ORIGIN, "*"):
             return "Succeeded", None
         return "Failed", (
-            f"the OPTIONS handshake got {response.status_code} with WebHook-Allowed-Origin {allowed[:80]!r}; "
+            f"the OPTIONS handshake got {response.status} with WebHook-Allowed-Origin {allowed[:80]!r}; "
             f"expected 200 and {VALIDATION_ORIGIN!r} or '*'"
         )
 
@@ -173,19 +147,17 @@ class GridSender:
             "aeg-data-version": "2",
             "aeg-metadata-version": "1",
         }
-        body = json.dumps([event]).encode()
-        request = self.http.build_request("POST", sub.endpoint, content=body, headers=headers)
-        response, answer = await self._exchange(request, True)
-        if response.status_code == 200:
+        response = await self._exchange("POST", sub.endpoint, headers, json.dumps([event]).encode())
+        if response.status == 200:
             try:
-                given = json.loads(answer).get("validationResponse")
+                given = json.loads(response.body).get("validationResponse")
             except (ValueError, AttributeError):
                 given = None
             if given == code:
                 return "Succeeded", None
-        if 200 <= response.status_code < 300:  # accepted without the code: the validationUrl completes it
+        if 200 <= response.status < 300:  # accepted without the code: the validationUrl completes it
             return "AwaitingManualAction", None
-        return "Failed", f"the validation event got {response.status_code} {outcome_of(response.status_code)}"
+        return "Failed", f"the validation event got {response.status} {outcome_of(response.status)}"
 
     async def post(self, sub: EventGridSubscription, batch: Batch) -> tuple[int | None, str]:
         """One delivery attempt: ``(status, outcome)``; status ``None`` when there was no answer."""
@@ -211,11 +183,10 @@ class GridSender:
         if len(batch.events) == 1:
             headers["aeg-output-event-id"] = str(batch.events[0]["id"])
         try:
-            request = self.http.build_request("POST", sub.endpoint, content=body, headers=headers)
-            response, _ = await self._exchange(request, False)
-        except self._failures as exc:
-            return None, self._failure(exc)
-        status = response.status_code
+            response = await self._exchange("POST", sub.endpoint, headers, body)
+        except (WebhookError, asyncio.TimeoutError) as exc:
+            return None, outcome_of(None, isinstance(exc, asyncio.TimeoutError))
+        status = response.status
         return status, "Delivered" if 200 <= status <= 204 else outcome_of(status)
 
 

@@ -81,7 +81,7 @@ def get_subscription(request: Request) -> Response:
     state = _delivery(request).get(name)
     if state is None:
         raise NotFound(f"No Event Grid subscription named {name[:64]!r}.", code="SubscriptionNotFound")
-    return json_response(state.to_json())
+    return json_response(state)
 
 
 def delete_subscription(request: Request) -> Response:

@@ -16,16 +16,22 @@ is in ``rx.deliveries``. It stores what it gets in memory and stops with the ``w
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pandas as pd
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from .._time import parse_rfc3339
 from ..events import Event
@@ -103,7 +109,8 @@ class Receiver:
             raise ValueError(f"validate must be 'sync', 'manual' or 'refuse', not {validate!r}")
         self._plan = _Plan(validate=validate)
         self._port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: uvicorn.Server | None = None
+        self._address: tuple[str, int] = ("127.0.0.1", port)
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
         self.deliveries: list[Delivery] = []
@@ -122,7 +129,7 @@ class Receiver:
         """
         if self._server is None:
             raise RuntimeError("the Receiver is not running: use it as a context manager")
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        return f"http://127.0.0.1:{self._address[1]}/"
 
     @property
     def events(self) -> list[Event]:
@@ -207,7 +214,7 @@ class Receiver:
 
     # -- serving -----------------------------------------------------------------------------------
 
-    def _answer(self, method: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def answer(self, method: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         """What to answer one request with (called by the handler thread)."""
         now = datetime.now(timezone.utc)
         if method == "OPTIONS":
@@ -274,26 +281,36 @@ class Receiver:
             self._changed.notify_all()
 
     def start(self) -> Receiver:
-        """Listen (once); the receiver answers from a daemon thread."""
+        """Listen (once); the receiver answers from a daemon thread with an event loop of its own."""
         if self._server is not None:
             return self
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler(self))
-        self._server.daemon_threads = True
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", self._port))
+        sock.listen(1024)
+        config = uvicorn.Config(_app(self), lifespan="off", log_level="warning", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._address = sock.getsockname()[:2]
+        server = self._server
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="chatnb-receiver", daemon=True
+            target=lambda: asyncio.run(server.serve(sockets=[sock])), name="chatnb-receiver", daemon=True
         )
         self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not server.started:
+            self.stop()
+            raise RuntimeError("the Receiver did not start")
         return self
 
     def stop(self) -> None:
         """Stop listening and close the socket."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+            self._server.should_exit = True
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(10)
             self._thread = None
+        self._server = None
 
     def __enter__(self) -> Receiver:
         return self.start()
@@ -306,32 +323,18 @@ def _time(text: object) -> datetime | None:
     return parse_rfc3339(text) if isinstance(text, str) else None
 
 
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _app(receiver: Receiver) -> Starlette:
+    async def hook(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return Response(status_code=413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return Response(status_code=413)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        status, extra, answer = receiver.answer(request.method, headers, body)
+        return Response(answer, status_code=status, headers=extra)
 
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY_BYTES:
-                self.send_response(413)
-                self.send_header("Content-Length", "0")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                return
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, answer = receiver._answer(self.command, headers, body)
-            self.send_response(status)
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        do_POST = do_OPTIONS = do_PUT = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: a notebook shows no access log
-            pass
-
-    return Handler
+    return Starlette(routes=[Route("/{path:path}", hook, methods=["POST", "PUT", "OPTIONS"])])
