@@ -24,7 +24,7 @@ from azure.eventgrid import EventGridEvent, SystemEventNames
 from chatnb import ChatClient, ChatParticipant, CommunicationIdentityClient, CommunicationUserIdentifier
 from chatnb.emulator import Emulator
 from chatnb.emulator.gridsubs import EventGridSubscription, SubscriptionError
-from chatnb.eventgrid import EVENT_GRID_TYPES, Receiver, parse_event_grid
+from chatnb.eventgrid import EVENT_GRID_TYPES, ReceivedEvent, Receiver, parse_event_grid
 from chatnb.events import ChatMessageReceivedEvent, ChatThreadDeletedEvent, ParticipantsAddedEvent
 
 SCALE = 0.001  # Event Grid's 10 s first retry takes 10 ms; the 5-minute dead-letter delay 0.3 s
@@ -437,3 +437,20 @@ def test_a_deleted_thread_by_retention_publishes_without_deleted_by(rx: Receiver
         users = rx.wait_for("ChatThreadWithUserDeleted", count=2)
         assert {e.recipient.raw_id for e in users} == {people.raw("ann"), people.raw("bob")}  # no initiator
         people.close()
+
+
+def test_an_on_event_handler_runs_for_each_event_and_a_failing_one_is_retried(emu: Emulator) -> None:
+    calls: list[str] = []
+
+    def handler(received: ReceivedEvent) -> None:
+        calls.append(received.event.properties.topic)
+        if len(calls) == 1:
+            raise RuntimeError("the handler's first try fails")
+
+    with Receiver(on_event=handler) as rx:
+        name = emu.event_grid.add(f"{rx.url},types=ChatThreadCreated")["name"]
+        People(emu, "ann").chat["ann"].create_chat_thread("handled")
+        rx.wait_for("ChatThreadCreated")
+        assert calls == ["handled", "handled"]
+        assert [d.status for d in rx.deliveries[1:]] == [500, 200]  # the failure answered 500, then retried
+        emu.event_grid.remove(name)

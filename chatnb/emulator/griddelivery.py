@@ -58,6 +58,7 @@ __all__ = ["GridDelivery"]
 
 log = logging.getLogger("chatnb.emulator.eventgrid")
 JOURNAL_BATCH = 500
+WORKER = "from chatnb.emulator.gridworker import main; main()"  # not -m: the package already imports it
 
 
 class GridDelivery:
@@ -136,7 +137,7 @@ class GridDelivery:
         if self._process is not None:
             return
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "chatnb.emulator.gridworker"],
+            [sys.executable, "-c", WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )

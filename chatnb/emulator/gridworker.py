@@ -1,6 +1,6 @@
 """The Event Grid delivery process: renders, batches, sends, retries and dead-letters, away from the API.
 
-:class:`~chatnb.emulator.griddelivery.GridDelivery` starts it (``python -m chatnb.emulator.gridworker``)
+:class:`~chatnb.emulator.griddelivery.GridDelivery` starts it (a Python process running :func:`main`)
 when the first subscription is added, and talks to it over its standard input and output: length-prefixed
 pickles (:func:`write_message`, :func:`read_message`), between two processes of the same program.
 In: a configuration, then commands (``add``, ``remove``, ``validate``, ``entry``, ``lost``, ``outbox``,

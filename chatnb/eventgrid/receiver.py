@@ -9,15 +9,18 @@
 It answers both validation handshakes (the ``SubscriptionValidationEvent`` of the Event Grid schema, with
 ``{"validationResponse": code}``, and the CloudEvents ``OPTIONS`` abuse protection), accepts deliveries in
 either schema, one event or a batch, and parses every event with :func:`~chatnb.eventgrid.parse_event_grid`.
-``rx.fail(3)`` answers the next three deliveries 503, so that the sender's retries show; ``fail(1,
-status=400)`` makes one undeliverable. Only deliveries it answered 2xx count as received; every request
-is in ``rx.deliveries``. It stores what it gets in memory and stops with the ``with`` block.
+``Receiver(on_event=handler)`` calls your handler with each event (a handler that raises makes the
+delivery a 500, which the sender retries). ``rx.fail(3)`` answers the next three deliveries 503, so that
+the sender's retries show; ``fail(1, status=400)`` makes one undeliverable. Only deliveries it answered
+2xx count as received; every request is in ``rx.deliveries``. It keeps what it gets in memory and stops
+with the ``with`` block.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
@@ -38,6 +41,8 @@ from ..events import Event
 from .parse import parse_event_grid
 
 __all__ = ["MAX_BODY_BYTES", "Delivery", "ReceivedEvent", "Receiver"]
+
+log = logging.getLogger("chatnb.eventgrid")
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
@@ -96,6 +101,9 @@ class Receiver:
 
     Args:
         port: the port to listen on (0, the default, picks a free one).
+        on_event: your handler: called with each :class:`ReceivedEvent` of an accepted delivery, in the
+            receiver's thread, before it answers; if it raises, the delivery is answered 500 (so Event
+            Grid, and the emulator, retry it) and the events are not kept.
         validate: ``"sync"`` (answer the validation code), ``"manual"`` (answer 200 without it: the
             subscription then waits for a GET of its ``validationUrl``, see :attr:`validations`) or
             ``"refuse"`` (answer 403).
@@ -104,10 +112,17 @@ class Receiver:
         ValueError: for another ``validate``.
     """
 
-    def __init__(self, *, port: int = 0, validate: str = "sync") -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        validate: str = "sync",
+        on_event: Callable[[ReceivedEvent], object] | None = None,
+    ) -> None:
         if validate not in ("sync", "manual", "refuse"):
             raise ValueError(f"validate must be 'sync', 'manual' or 'refuse', not {validate!r}")
         self._plan = _Plan(validate=validate)
+        self.on_event = on_event
         self._port = port
         self._server: uvicorn.Server | None = None
         self._address: tuple[str, int] = ("127.0.0.1", port)
@@ -245,6 +260,13 @@ class Receiver:
                 self._plan.failures -= 1
             status = self._plan.status if failing else 200
         received = [] if failing else self._parse(headers, items)
+        if self.on_event is not None and received:
+            try:
+                for event in received:
+                    self.on_event(event)
+            except Exception:  # the handler failed: as a webhook's 500, the sender retries
+                log.exception("the Receiver's on_event handler failed")
+                status, received = 500, []
         self._record(Delivery(method, headers, items, status, now), received)
         return status, {}, b""
 
