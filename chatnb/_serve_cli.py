@@ -75,26 +75,23 @@ def fault_plan(args: argparse.Namespace) -> FaultPlan | None:
     )
 
 
-def _non_negative(text: str) -> float:
-    """An argparse type: a number of milliseconds, 0 or more."""
+def _number(text: str, *, positive: bool = False) -> float:
+    """An argparse type: a number, 0 or more (above 0 when ``positive``)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    if not (value > 0 if positive else value >= 0):
+        raise argparse.ArgumentTypeError(f"must be {'above 0' if positive else '0 or more'}, not {text}")
     return value
+
+
+def _non_negative(text: str) -> float:
+    return _number(text)
 
 
 def _positive(text: str) -> float:
-    """An argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-    return value
+    return _number(text, positive=True)
 
 
 def _access_key(value: str | None) -> str | None:

@@ -170,3 +170,22 @@ def test_chatnb_serve_clock_manual() -> None:
         tid = wire.create_thread(alice)
         assert wire.signed("POST", "/chatnb/clock/:advance", {"seconds": 90000}).status_code == 200
         assert_error(wire.chat("GET", f"/chat/threads/{q(tid)}", alice), 401, "expired")
+
+
+def test_share_history_time_is_compared_with_the_emulators_clock(
+    emu: Emulator, identity: CommunicationIdentityClient
+) -> None:
+    (_, a_token), (b, b_token) = (
+        identity.create_user_and_token(["chat"]),
+        identity.create_user_and_token(["chat"]),
+    )
+    with ChatClient(emu.endpoint, a_token.token) as chat, ChatClient(emu.endpoint, b_token.token) as late:
+        thread = chat.get_chat_thread_client(chat.create_chat_thread("history").chat_thread.id)
+        thread.send_message("before")
+        emu.advance(timedelta(hours=2))
+        joined_at = to_datetime(emu.clock.now_us() - 3600 * 1_000_000)  # an hour ago, by the emulator's clock
+        thread.send_message("after")
+        thread.add_participants([ChatParticipant(b, share_history_time=joined_at)])
+        seen = late.get_chat_thread_client(thread.thread_id).list_messages()
+        texts = [m for m in seen["content"].dropna() if m in ("before", "after")]
+    assert texts == ["after"]
