@@ -140,6 +140,7 @@ class GridDelivery:
             [sys.executable, "-c", WORKER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            bufsize=0,  # unbuffered: no stream lock a daemon thread could hold at interpreter shutdown
         )
         config = {
             "topic": self.topic,

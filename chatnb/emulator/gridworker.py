@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
+import signal
 import struct
 import sys
 import threading
@@ -39,19 +41,33 @@ SNAPSHOT_S = 0.005  # at most one snapshot every 5 ms while busy
 
 
 def write_message(stream: IO[bytes], message: Any) -> None:
-    """Write one length-prefixed pickle and flush."""
+    """Write one length-prefixed pickle, whole, and flush (buffered or raw streams alike)."""
     raw = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(raw)) + raw)
+    view = memoryview(_HEADER.pack(len(raw)) + raw)
+    while view:
+        written = stream.write(view)
+        view = view[written if written is not None else len(view) :]
     stream.flush()
 
 
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_message(stream: IO[bytes]) -> Any:
-    """Read one message; ``None`` at the end of the stream."""
-    head = stream.read(_HEADER.size)
+    """Read one message (raw streams may return short reads); ``None`` at the end of the stream."""
+    head = _read_exactly(stream, _HEADER.size)
     if len(head) < _HEADER.size:
         return None
     (size,) = _HEADER.unpack(head)
-    raw = stream.read(size)
+    raw = _read_exactly(stream, size)
     return None if len(raw) < size else pickle.loads(raw)  # trusted: our own parent process wrote it
 
 
@@ -142,9 +158,7 @@ class Worker:
         assert self._sender is not None
         sub, code = state.subscription, state.validation_code
         state.provisioning, state.last_error = await self._sender.handshake(sub, code, validation_url + code)
-        if state.provisioning == "Failed":
-            log.warning("Event Grid subscription %s: validation failed: %s", sub.name, state.last_error)
-        self._snapshot()
+        self._snapshot()  # a failure is the parent's to report (it raises, or logs it once)
         write_message(self.out, ("reply", request, state.to_json()))
         self._pump()
 
@@ -243,18 +257,25 @@ class Worker:
 
 
 def main() -> None:
-    """Run the worker on this process's standard input and output (the parent starts it so)."""
+    """Run the worker on this process's standard input and output (the parent starts it so).
+
+    Ctrl-C is the parent's to handle (it stops the worker by closing its input); the process ends with
+    ``os._exit`` once the loop is done, so that the input thread, which may still be blocked reading,
+    cannot hold up the interpreter's shutdown.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="chatnb Event Grid: %(message)s")
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but messages goes to the parent's pipe
     config = read_message(stdin)
-    if config is None:
-        return
+    if config is not None:
 
-    async def serve() -> None:
-        await Worker(config, stdout).run(stdin)
+        async def serve() -> None:
+            await Worker(config, stdout).run(stdin)
 
-    asyncio.run(serve())
+        asyncio.run(serve())
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
