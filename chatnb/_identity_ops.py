@@ -1,5 +1,7 @@
-"""Request builders of the Identity API: :class:`IdentityOperations` (users and access tokens); every
-request is signed with the resource's access key (HMAC-SHA256)."""
+"""Request builders of the Identity API: :class:`IdentityOperations` (users and access tokens). A request is
+signed with the resource's access key (HMAC-SHA256), or carries a Microsoft Entra ID token from a
+``TokenCredential`` asked for :data:`ENTRA_SCOPE` (:func:`entra_credential`), as the official SDK does
+for a resource with local authentication disabled."""
 
 from __future__ import annotations
 
@@ -16,7 +18,35 @@ from ._signing import hmac_headers
 from ._time import parse_rfc3339
 from .models import AccessToken, CommunicationTokenScope, CommunicationUserIdentifier, as_identifier
 
-__all__ = ["IdentityOperations"]
+__all__ = ["ENTRA_SCOPE", "EntraCredential", "IdentityOperations", "entra_credential"]
+
+ENTRA_SCOPE = "https://communication.azure.com//.default"
+"""The scope of an Entra ID token for the Identity API (the official SDKs ask for it, double slash too)."""
+
+
+class EntraCredential:
+    """A ``TokenCredential`` (``get_token(*scopes) -> AccessToken``: azure-identity's, or any static one)
+    asked for :data:`ENTRA_SCOPE`: ``get_token()`` returns what ``credential.get_token(ENTRA_SCOPE)`` does
+    (an awaitable for an async credential; the chatnb.aio client awaits it, and runs a sync one in a
+    worker thread)."""
+
+    def __init__(self, credential: object) -> None:
+        self.credential = credential
+
+    def __repr__(self) -> str:
+        return f"<EntraCredential {type(self.credential).__name__}>"
+
+    def get_token(self) -> object:
+        get = getattr(self.credential, "get_token")  # noqa: B009 - checked callable by entra_credential
+        return get(ENTRA_SCOPE)
+
+
+def entra_credential(credential: object) -> EntraCredential | None:
+    """``credential`` as an :class:`EntraCredential` if it is a ``TokenCredential`` (it has ``get_token``
+    and is neither a key string nor an ``AzureKeyCredential``-like object with ``.key``), else ``None``."""
+    if isinstance(credential, str) or hasattr(credential, "key"):
+        return None
+    return EntraCredential(credential) if callable(getattr(credential, "get_token", None)) else None
 
 
 def _scopes(scopes: object) -> list[str]:
@@ -56,10 +86,14 @@ def _access_token(body: Json) -> AccessToken:
 
 
 class IdentityOperations(RequestBuilder):
-    """Operations of ``CommunicationIdentityClient``; requests are HMAC-signed with the access key."""
+    """Operations of ``CommunicationIdentityClient``; :meth:`sign` HMAC-signs a request with the access key
+    (``access_key=None``: the requests carry an Entra ID token instead, and are not signed)."""
 
     def __init__(self, endpoint: str, access_key: object, api_version: str = IDENTITY_API_VERSION) -> None:
         super().__init__(endpoint, api_version)
+        self._key: bytes | None = None
+        if access_key is None:
+            return
         key = getattr(access_key, "key", access_key)  # AzureKeyCredential-like objects
         if not isinstance(key, str) or not key.strip():
             raise TypeError("credential must be the resource's access key (a base64 string)")
@@ -72,7 +106,13 @@ class IdentityOperations(RequestBuilder):
         return f"<IdentityOperations {self.endpoint}>"
 
     def sign(self, request: httpx.Request) -> None:
-        """Add the HMAC-SHA256 headers to ``request`` (again on every attempt: they carry the time)."""
+        """Add the HMAC-SHA256 headers to ``request`` (again on every attempt: they carry the time).
+
+        Raises:
+            RuntimeError: if the operations have no access key (an Entra ID client).
+        """
+        if self._key is None:
+            raise RuntimeError("this identity client authenticates with Entra ID, not an access key")
         target = request.url.raw_path.decode("ascii")
         host = request.headers.get("host") or request.url.netloc.decode("ascii")
         request.headers.update(hmac_headers(self._key, request.method, target, host, request.content))

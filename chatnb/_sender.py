@@ -40,7 +40,7 @@ from ._core import (
     resolve_timeout,
     resolve_verify,
 )
-from ._flavour import bearer_token, default_transport, within
+from ._flavour import bearer_token, call_refresher, default_transport, within
 from .errors import decoding_error, error_from_response, transport_error
 from .paging import MessagePage
 
@@ -66,6 +66,12 @@ class BearerAuth:
 
     def authorize(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = "Bearer " + bearer_token(self.credential)
+
+    def renew(self) -> bool:
+        """After a 401: have the credential refresh its token now, if it can (chatnb's credential with a
+        refresher: the service may end a token before its ``exp``, by its own clock or a revocation)."""
+        refresh = getattr(self.credential, "refresh", None)
+        return callable(refresh) and bool(call_refresher(refresh))
 
 
 class HmacAuth:
@@ -137,12 +143,18 @@ class Sender:
                 ServiceUnavailableError: a 429/503 asking for a wait longer than the retry policy allows
                 (:meth:`~chatnb.RetryPolicy.refused_wait`: the error names the wait and the caps).
         """
-        retries, waited = 0, 0.0
+        retries, waited, renewed = 0, 0.0, False
         while True:
             self.auth.authorize(request)
             with self._limit:
                 response = self._attempt(request)
             delay = self.retry_policy.next_delay(response, retries, waited)
+            if delay is None and response.status_code == 401 and not renewed:
+                renew = getattr(self.auth, "renew", None)  # once, with a fresh token, if there can be one
+                renewed = True
+                if renew is not None and renew():
+                    response.close()
+                    continue
             if delay is None:
                 refused = self.retry_policy.refused_wait(response, waited)
                 if refused is not None:

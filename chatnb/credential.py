@@ -103,6 +103,19 @@ class CommunicationTokenCredential:
                 self._refresh(self._refresher)
             return self._token
 
+    def refresh(self) -> bool:
+        """Refresh the token now, whatever its expiry says (the chat client calls it once after a 401: the
+        service ended the token early, by its clock or a revocation); ``False`` without a refresher.
+
+        Raises:
+            ValueError: if the refresher returns an expired token. Whatever the refresher raises.
+        """
+        if self._refresher is None:
+            return False
+        with self._lock:
+            self._refresh(self._refresher)
+        return True
+
     def _refresh(self, refresher: Callable[[], Any]) -> None:
         fresh = coerce_access_token(call_refresher(refresher))
         if seconds_left(fresh) <= 0:

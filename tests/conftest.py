@@ -25,7 +25,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # The parts that need an extra the lean venvs of `.ci/run` (Python 3.10 and 3.13) leave out: with their
 # marker deselected (-m "not sdk and not e2e") their modules are not even imported.
-_NEEDS_EXTRA = {"test_sdk_python.py": "sdk", "test_sdk_js.py": "sdk", "test_e2e_browser.py": "e2e"}
+_NEEDS_EXTRA = {
+    "test_sdk_python.py": "sdk",
+    "test_sdk_js.py": "sdk",
+    "test_sdk_entra.py": "sdk",
+    "test_e2e_browser.py": "e2e",
+}
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

@@ -244,15 +244,15 @@ def test_links_come_from_the_endpoint_not_the_host_header(wire: Wire, emulator: 
     created = wire.chat("POST", "/chat/threads", alice, {"topic": "t"}, headers=evil)
     assert created.status_code == 201
     base = emulator.endpoint.rstrip("/")
-    assert created.headers["location"].startswith(base + "/chat/threads/")
+    assert "location" not in created.headers  # the recorded service answers have no Location
     tid = created.json()["chatThread"]["id"]
     sent = wire.chat("POST", f"/chat/threads/{q(tid)}/messages", alice, {"content": "x"}, headers=evil)
-    assert sent.headers["location"].startswith(f"{base}/chat/threads/")
+    assert sent.status_code == 201 and "location" not in sent.headers
     page = wire.chat(
         "GET", f"/chat/threads/{q(tid)}/messages", alice, params={"maxPageSize": 1}, headers=evil
     )
     assert page.json()["nextLink"].startswith(f"{base}/chat/threads/")
-    assert "evil" not in page.text + created.headers["location"] + sent.headers["location"]
+    assert "evil" not in page.text
 
 
 # -- 18: read receipts and shareHistoryTime ----------------------------------------------------

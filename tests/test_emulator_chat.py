@@ -52,7 +52,7 @@ def test_every_operation_answers_with_the_exact_status(wire: Wire, alice: User, 
     thread = created.json()["chatThread"]
     tid = thread["id"]
     assert re.fullmatch(r"19:[0-9a-zA-Z]+@thread\.v2", tid)
-    assert created.headers["location"].endswith("/chat/threads/" + tid)
+    assert "location" not in created.headers  # the recorded service answers have none
     assert "invalidParticipants" not in created.json()
     assert thread["topic"] == "plans"
     assert thread["createdByCommunicationIdentifier"] == _ident(alice)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SEED = ROOT.parent / "shared" / "seed" / "acs-chat-quickstart-javascript.md"
 RUN_QUICKSTART = ROOT / "scripts" / "run_quickstart.py"
-NAMES = ["01_quickstart", "02_live_chat", "03_explore_and_export", "04_real_acs"]
+NAMES = ["01_quickstart", "02_live_chat", "03_explore_and_export", "04_real_acs", "05_event_grid"]
 QUICKSTART_STEPS = [
     "Prerequisites",
     "Setting up",

@@ -1,6 +1,8 @@
-"""``CommunicationIdentityClient``: ACS users and their access tokens (HMAC-signed with the access key).
+"""``CommunicationIdentityClient``: ACS users and their access tokens, authenticated with the access key
+(HMAC-signed) or with Microsoft Entra ID (a ``TokenCredential``, for resources with local auth disabled).
 
 >>> identity = CommunicationIdentityClient.from_connection_string(connection_string)
+>>> identity = CommunicationIdentityClient(endpoint, DefaultAzureCredential())   # Entra ID
 >>> user, token = await identity.create_user_and_token(["chat"])
 >>> token.expires_on                      # a tz-aware datetime (the official SDK gives a string)
 >>> credential = CommunicationTokenCredential(
@@ -16,9 +18,9 @@ import httpx
 
 from .. import _core
 from .._core import RetryPolicy
-from .._identity_ops import IdentityOperations
+from .._identity_ops import IdentityOperations, entra_credential
 from ..models import AccessToken, CommunicationTokenScope, CommunicationUserIdentifier
-from ._sender import ClientBase, HmacAuth
+from ._sender import Auth, BearerAuth, ClientBase, HmacAuth
 
 __all__ = ["CommunicationIdentityClient"]
 
@@ -28,8 +30,10 @@ class CommunicationIdentityClient(ClientBase):
 
     Args:
         endpoint: the resource endpoint.
-        credential: the resource's access key (base64), or an object with a ``.key`` such as
-            ``azure.core.credentials.AzureKeyCredential``.
+        credential: the resource's access key (base64), an object with a ``.key`` such as
+            ``azure.core.credentials.AzureKeyCredential``, or a ``TokenCredential`` (``get_token(*scopes)``:
+            azure-identity's ``DefaultAzureCredential``, or a static one) for Microsoft Entra ID: every
+            request then carries a token for ``https://communication.azure.com//.default``.
         connection_verify, timeout, transport, retry_policy: as for :class:`~chatnb.ChatClient`.
         api_version: the Identity API version (default ``2023-10-01``, as the official SDK).
 
@@ -48,11 +52,13 @@ class CommunicationIdentityClient(ClientBase):
         retry_policy: RetryPolicy | None = None,
         api_version: str = _core.IDENTITY_API_VERSION,
     ) -> None:
-        self._ops = IdentityOperations(endpoint, credential, api_version)
+        entra = entra_credential(credential)
+        self._ops = IdentityOperations(endpoint, None if entra else credential, api_version)
         self.api_version = api_version
+        auth: Auth = BearerAuth(entra) if entra else HmacAuth(self._ops)
         self._setup(
             endpoint,
-            HmacAuth(self._ops),
+            auth,
             connection_verify=connection_verify,
             timeout=timeout,
             transport=transport,

@@ -40,7 +40,7 @@ from .._core import (
 )
 from ..errors import decoding_error, error_from_response, transport_error
 from ..paging import MessagePage
-from ._flavour import bearer_token, default_transport, within
+from ._flavour import bearer_token, call_refresher, default_transport, within
 
 __all__ = ["Auth", "BearerAuth", "ClientBase", "HmacAuth", "Sender", "open_http"]
 
@@ -64,6 +64,12 @@ class BearerAuth:
 
     async def authorize(self, request: httpx.Request) -> None:
         request.headers["Authorization"] = "Bearer " + await bearer_token(self.credential)
+
+    async def renew(self) -> bool:
+        """After a 401: have the credential refresh its token now, if it can (chatnb's credential with a
+        refresher: the service may end a token before its ``exp``, by its own clock or a revocation)."""
+        refresh = getattr(self.credential, "refresh", None)
+        return callable(refresh) and bool(await call_refresher(refresh))
 
 
 class HmacAuth:
@@ -137,12 +143,18 @@ class Sender:
                 ServiceUnavailableError: a 429/503 asking for a wait longer than the retry policy allows
                 (:meth:`~chatnb.RetryPolicy.refused_wait`: the error names the wait and the caps).
         """
-        retries, waited = 0, 0.0
+        retries, waited, renewed = 0, 0.0, False
         while True:
             await self.auth.authorize(request)
             async with self._limit:
                 response = await self._attempt(request)
             delay = self.retry_policy.next_delay(response, retries, waited)
+            if delay is None and response.status_code == 401 and not renewed:
+                renew = getattr(self.auth, "renew", None)  # once, with a fresh token, if there can be one
+                renewed = True
+                if renew is not None and await renew():
+                    await response.aclose()
+                    continue
             if delay is None:
                 refused = self.retry_policy.refused_wait(response, waited)
                 if refused is not None:

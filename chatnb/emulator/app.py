@@ -2,8 +2,9 @@
 
 Handlers are thin: they validate input, check who may do what (:mod:`.auth`), and call the store. Every
 error leaves as the ACS error body with its status; nothing a client sends produces a 500. The middleware,
-outermost first: :class:`~chatnb.emulator.bounds.RequestGuard` (body cap, and a 500 that keeps the
-connection for an emulator bug), then the opt-in rate limits and fault injection
+outermost first: :class:`~chatnb.emulator.acsheaders.ACSHeaders` (the service's response headers),
+:class:`~chatnb.emulator.bounds.RequestGuard` (body cap, and a 500 that keeps the connection for an
+emulator bug), then the opt-in rate limits and fault injection
 (:class:`~chatnb.emulator.limits.LimitsMiddleware`).
 """
 
@@ -18,14 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
-from . import chat, identity, messages, stream
+from . import chat, identity, manage, messages, stream
+from .acsheaders import ACSHeaders
 from .bounds import RequestGuard
+from .coverage import not_implemented_routes
 from .errors import BadRequest, MethodNotAllowed, NotFound, ServiceError, error_body
 from .http import json_response
 from .limits import FaultInjector, LimitsMiddleware, RateLimiter
 from .state import EmulatorState, state_of
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "routes"]
 
 log = logging.getLogger("chatnb.emulator")
 
@@ -73,6 +76,18 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
     return json_response(error_body("InternalError", "The emulator failed unexpectedly."), 500)
 
 
+def routes() -> list[BaseRoute]:
+    """Every route the emulator serves (what ``chatnb serve --list-operations`` tabulates)."""
+    return [
+        *identity.routes(),
+        *chat.routes(),
+        *messages.routes(),
+        *stream.routes(),
+        *manage.routes(),
+        *not_implemented_routes(),
+    ]
+
+
 def create_app(
     state: EmulatorState,
     *,
@@ -85,12 +100,11 @@ def create_app(
         limiter: enforce the real service's rate limits with it.
         faults: inject faults drawn from it.
     """
-    routes = [*identity.routes(), *chat.routes(), *messages.routes(), *stream.routes()]
-    middleware = [Middleware(RequestGuard, limits=state.limits)]
+    middleware = [Middleware(ACSHeaders), Middleware(RequestGuard, limits=state.limits)]
     if limiter is not None or faults is not None:
         middleware.append(Middleware(LimitsMiddleware, issuer=state.issuer, limiter=limiter, faults=faults))
     app = Starlette(
-        routes=routes,
+        routes=routes(),
         middleware=middleware,
         exception_handlers={
             ServiceError: _on_service_error,

@@ -23,6 +23,7 @@ from starlette.requests import Request
 
 from .._signing import content_hash, sign_request
 from .bounds import buffered_body
+from .entra import verify_entra_token
 from .errors import Forbidden, NotFound, Unauthorized
 from .http import CHAT_API_VERSIONS, api_version, raw_target
 from .records import Message, Participant, Thread
@@ -92,12 +93,17 @@ def verify_hmac(
 
 
 def verify_identity_request(request: Request) -> None:
-    """Check an Identity request's HMAC signature with the resource's access key.
+    """Check an Identity request's HMAC signature with the resource's access key, or, with OAuth on, its
+    Entra ID bearer token (:mod:`chatnb.emulator.entra`).
 
     Raises:
-        Unauthorized: as :func:`verify_hmac`.
+        Unauthorized: as :func:`verify_hmac` and :func:`~chatnb.emulator.entra.verify_entra_token`.
     """
     state = state_of(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        verify_entra_token(token.strip(), oauth=state.oauth, scheme=request.url.scheme)
+        return
     verify_hmac(
         state.access_key,
         method=request.method,
@@ -155,8 +161,8 @@ def authenticate(request: Request, *, continuation: bool = False) -> Caller:
         Unauthorized: for a missing, malformed, forged, expired or revoked token, or a deleted user.
         Forbidden: for a token without a chat scope.
     """
-    version = api_version(request, CHAT_API_VERSIONS, continuation=continuation)
     state = state_of(request)
+    version = api_version(request, CHAT_API_VERSIONS, continuation=continuation, loose=state.loose)
     claims = state.issuer.verify(bearer_token(request))
     generation = state.store.user_generation(claims.user_id)
     if generation is None:

@@ -29,7 +29,6 @@ from .http import (
     empty_response,
     int_param,
     json_response,
-    link,
     page_response,
     page_size,
     read_object,
@@ -153,8 +152,7 @@ def create_thread(request: Request) -> Response:
     out: dict[str, Any] = {"chatThread": thread_json(thread, modern=modern)}
     if invalid:
         out["invalidParticipants"] = invalid
-    location = link(state.base_url(request), request, child=thread.id)
-    return json_response(out, 201, {"Location": location})
+    return json_response(out, 201)  # no Location: the service sends none (the recorded traffic)
 
 
 def list_threads(request: Request) -> Response:
@@ -274,14 +272,27 @@ def remove_participant(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    """The thread and participant routes, named by their operation ids."""
     t = "/chat/threads/{thread_id}"
     return [
-        Route("/chat/threads", create_thread, methods=["POST"]),
-        Route("/chat/threads", list_threads, methods=["GET"]),
-        Route(t, get_thread, methods=["GET"]),
-        Route(t, update_thread, methods=["PATCH"]),
-        Route(t, delete_thread, methods=["DELETE"]),
-        Route(f"{t}/participants", list_participants, methods=["GET"]),
-        Route(f"{t}/participants/:add", add_participants, methods=["POST"]),
-        Route(f"{t}/participants/:remove", remove_participant, methods=["POST"]),
+        Route("/chat/threads", create_thread, methods=["POST"], name="Chat_CreateChatThread"),
+        Route("/chat/threads", list_threads, methods=["GET"], name="Chat_ListChatThreads"),
+        Route(t, get_thread, methods=["GET"], name="ChatThread_GetChatThreadProperties"),
+        Route(t, update_thread, methods=["PATCH"], name="ChatThread_UpdateChatThreadProperties"),
+        Route(t, delete_thread, methods=["DELETE"], name="Chat_DeleteChatThread"),
+        Route(
+            f"{t}/participants", list_participants, methods=["GET"], name="ChatThread_ListChatParticipants"
+        ),
+        Route(
+            f"{t}/participants/:add",
+            add_participants,
+            methods=["POST"],
+            name="ChatThread_AddChatParticipants",
+        ),
+        Route(
+            f"{t}/participants/:remove",
+            remove_participant,
+            methods=["POST"],
+            name="ChatThread_RemoveChatParticipant",
+        ),
     ]

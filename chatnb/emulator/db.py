@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .._time import now_us
+from .clock import Clock
 from .errors import StorageUnavailable
 from .records import Participant, dumps
 from .schema import SCHEMA
@@ -77,6 +77,7 @@ class Database:
         busy_timeout: the longest a call waits for the database (seconds) before it raises
             :class:`~chatnb.emulator.errors.StorageUnavailable`.
         max_bytes: the largest the database may grow; a write beyond it raises ``StorageUnavailable``.
+        clock: the emulator's clock (:mod:`chatnb.emulator.clock`): every stored time is its time.
     """
 
     def __init__(
@@ -86,8 +87,10 @@ class Database:
         *,
         busy_timeout: float = 2.0,
         max_bytes: int | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.resource_id = resource_id
+        self.clock = clock or Clock()
         self.path = None if path is None else Path(path)
         self.busy_timeout = busy_timeout
         self._writer = self._connect()
@@ -219,7 +222,7 @@ class Database:
 
     def next_id(self) -> str:
         """A new message id or version: epoch milliseconds, strictly increasing (call in a transaction)."""
-        self._last_id_ms = max(now_us() // 1000, self._last_id_ms + 1)
+        self._last_id_ms = max(self.clock.now_us() // 1000, self._last_id_ms + 1)
         return str(self._last_id_ms)
 
     def oldest_event_id(self) -> int:

@@ -17,6 +17,7 @@ __all__ = [
     "HeadersTooLarge",
     "MethodNotAllowed",
     "NotFound",
+    "NotImplementedFeature",
     "PayloadTooLarge",
     "RequestTimeout",
     "ServiceError",
@@ -105,6 +106,13 @@ class HeadersTooLarge(ServiceError):
 class TooManyRequests(ServiceError):
     status = 429
     default_code = "TooManyRequests"
+
+
+class NotImplementedFeature(ServiceError):
+    """An operation or feature of the real service that the emulator does not implement (501)."""
+
+    status = 501
+    default_code = "NotImplemented"
 
 
 class ServiceUnavailable(ServiceError):

@@ -87,24 +87,31 @@ def empty_response(status: int) -> Response:
     return Response(status_code=status)
 
 
-def api_version(request: Request, known: frozenset[str], *, continuation: bool = False) -> str:
+def api_version(
+    request: Request, known: frozenset[str], *, continuation: bool = False, loose: bool = False
+) -> str:
     """The request's api-version.
 
     A continuation request (one following a ``nextLink``) is never refused for its api-version: a
-    missing or unknown one is read as the newest stable version.
+    missing or unknown one is read as the newest stable version; so is an unknown one when ``loose``
+    (``chatnb serve --loose``).
 
     Raises:
-        BadRequest: if it is missing or not one the emulator knows (except on a continuation request).
+        BadRequest: if it is missing, or not one the emulator knows: ``UnsupportedApiVersion`` with the
+            service's own message (except on a continuation request, or when ``loose``).
     """
     version = request.query_params.get("api-version")
-    if continuation and (version is None or version not in known):
-        return max(v for v in known if "preview" not in v)
+    newest = max(v for v in known if "preview" not in v)
+    if (continuation or loose) and (version is None or version not in known):
+        return newest
     if version is None:
         raise BadRequest("The api-version query parameter is required.", code="MissingApiVersionParameter")
     if version not in known:
         supported = ", ".join(sorted(v for v in known if "preview" not in v))
         raise BadRequest(
-            f"Unsupported api-version {version[:40]!r}. Supported versions: {supported}.",
+            f"The HTTP resource that matches the request URI '{request.url.path[:120]}' does not support "
+            f"the API version '{version[:40]}'. (The chatnb emulator supports api-version {supported}; "
+            "`chatnb serve --loose` accepts any.)",
             code="UnsupportedApiVersion",
             target="api-version",
         )

@@ -52,7 +52,7 @@ def _token(request: Request, user_id: str, scopes: list[str], expires_in_s: int)
     generation = state.store.user_generation(user_id)
     if generation is None:
         raise NotFound(f"Identity {user_id[:120]!r} does not exist.", code="IdentityNotFound")
-    token, exp = state.issuer.issue(user_id, scopes, generation, expires_in_s)
+    token, exp = state.issuer.issue(user_id, scopes, generation, expires_in_s)  # by the emulator's clock
     expires_on = format_rfc3339(exp * 1_000_000).replace("Z", "+00:00")
     return {"token": token, "expiresOn": expires_on}
 
@@ -65,7 +65,7 @@ def _existing_user(request: Request) -> str:
 
 
 def create_user(request: Request) -> Response:
-    api_version(request, IDENTITY_API_VERSIONS)
+    api_version(request, IDENTITY_API_VERSIONS, loose=state_of(request).loose)
     verify_identity_request(request)
     body = read_object(request, required=False)
     scopes = body.get("createTokenWithScopes")
@@ -80,7 +80,7 @@ def create_user(request: Request) -> Response:
 
 
 def issue_token(request: Request) -> Response:
-    api_version(request, IDENTITY_API_VERSIONS)
+    api_version(request, IDENTITY_API_VERSIONS, loose=state_of(request).loose)
     verify_identity_request(request)
     body = read_object(request)
     if "scopes" not in body:
@@ -94,23 +94,35 @@ def issue_token(request: Request) -> Response:
 
 
 def revoke_tokens(request: Request) -> Response:
-    api_version(request, IDENTITY_API_VERSIONS)
+    api_version(request, IDENTITY_API_VERSIONS, loose=state_of(request).loose)
     verify_identity_request(request)
     state_of(request).store.revoke_tokens(_existing_user(request))
     return empty_response(204)
 
 
 def delete_user(request: Request) -> Response:
-    api_version(request, IDENTITY_API_VERSIONS)
+    api_version(request, IDENTITY_API_VERSIONS, loose=state_of(request).loose)
     verify_identity_request(request)
     state_of(request).store.delete_user(request.path_params["user_id"])
     return empty_response(204)
 
 
 def routes() -> list[Route]:
+    """The Identity API's routes, named by their operation ids (the 2026-09-23 swagger's)."""
+    u = "/identities/{user_id}"
     return [
-        Route("/identities", create_user, methods=["POST"]),
-        Route("/identities/{user_id}/:issueAccessToken", issue_token, methods=["POST"]),
-        Route("/identities/{user_id}/:revokeAccessTokens", revoke_tokens, methods=["POST"]),
-        Route("/identities/{user_id}", delete_user, methods=["DELETE"]),
+        Route("/identities", create_user, methods=["POST"], name="IdentityOperations_Create"),
+        Route(
+            f"{u}/:issueAccessToken",
+            issue_token,
+            methods=["POST"],
+            name="IdentityOperations_IssueAccessToken",
+        ),
+        Route(
+            f"{u}/:revokeAccessTokens",
+            revoke_tokens,
+            methods=["POST"],
+            name="IdentityOperations_RevokeAccessTokens",
+        ),
+        Route(u, delete_user, methods=["DELETE"], name="IdentityOperations_Delete"),
     ]

@@ -2,7 +2,9 @@
 
 A participant sees no message created before their ``shareHistoryTime``, and no read receipt of such a
 message either (in the listing as in the event stream); only a message's sender may edit or delete it.
-Handlers are plain functions, run in worker threads.
+Typing notifications and read receipts are not supported on threads of more than
+:data:`MAX_RECEIPT_PARTICIPANTS` participants (the service limits): there, sending one succeeds (200) but
+nothing is stored or delivered. Handlers are plain functions, run in worker threads.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from .errors import BadRequest, Forbidden, NotFound
 from .http import (
     empty_response,
     json_response,
-    link,
     page_response,
     page_size,
     read_object,
@@ -36,7 +37,9 @@ from .wire import (
     parse_name,
 )
 
-__all__ = ["routes"]
+__all__ = ["MAX_RECEIPT_PARTICIPANTS", "routes"]
+
+MAX_RECEIPT_PARTICIPANTS = 20
 
 
 def send_message(request: Request) -> Response:
@@ -52,12 +55,10 @@ def send_message(request: Request) -> Response:
         raise BadRequest("type must be 'text' or 'html'.", target="type")
     name = parse_name(body.get("senderDisplayName"), "senderDisplayName")
     check_message_size(content, name, metadata)
-    state = state_of(request)
-    message_id = state.store.send_message(
+    message_id = state_of(request).store.send_message(
         thread.id, caller.user_id, type_=type_.lower(), content=content, display_name=name, metadata=metadata
     )
-    location = link(state.base_url(request), request, child=message_id)
-    return json_response({"id": message_id}, 201, {"Location": location})
+    return json_response({"id": message_id}, 201)  # no Location: the service sends none
 
 
 def list_messages(request: Request) -> Response:
@@ -140,7 +141,9 @@ def send_typing(request: Request) -> Response:
     thread, me = member_thread(request, caller)
     body = read_object(request, required=False)
     name = parse_name(body.get("senderDisplayName"), "senderDisplayName")
-    state_of(request).store.typing(thread.id, caller.user_id, name or me.display_name)
+    store = state_of(request).store
+    if store.participant_count(thread.id) <= MAX_RECEIPT_PARTICIPANTS:
+        store.typing(thread.id, caller.user_id, name or me.display_name)
     return Response(status_code=200)
 
 
@@ -152,7 +155,9 @@ def send_read_receipt(request: Request) -> Response:
     if not isinstance(message_id, str) or not message_id:
         raise BadRequest("chatMessageId is required and must be a string.", target="chatMessageId")
     message = visible_message(request, thread, me, message_id)
-    state_of(request).store.send_read_receipt(message, caller.user_id)
+    store = state_of(request).store
+    if store.participant_count(thread.id) <= MAX_RECEIPT_PARTICIPANTS:
+        store.send_read_receipt(message, caller.user_id)
     return Response(status_code=200)
 
 
@@ -176,25 +181,21 @@ def list_read_receipts(request: Request) -> Response:
     return page_response(items, next_query, request, base=state.base_url(request))
 
 
-def realtime_config(request: Request) -> Response:
-    authenticate(request)
-    raise NotFound(
-        "Trouter real-time notifications are not emulated; use the emulator's event stream "
-        "(GET /chatnb/events).",
-        code="NotSupported",
-    )
-
-
 def routes() -> list[Route]:
+    """The message, typing and read-receipt routes, named by their operation ids."""
     t = "/chat/threads/{thread_id}"
+    m = t + "/messages/{message_id}"
     return [
-        Route(f"{t}/messages", send_message, methods=["POST"]),
-        Route(f"{t}/messages", list_messages, methods=["GET"]),
-        Route(t + "/messages/{message_id}", get_message, methods=["GET"]),
-        Route(t + "/messages/{message_id}", update_message, methods=["PATCH"]),
-        Route(t + "/messages/{message_id}", delete_message, methods=["DELETE"]),
-        Route(f"{t}/typing", send_typing, methods=["POST"]),
-        Route(f"{t}/readReceipts", send_read_receipt, methods=["POST"]),
-        Route(f"{t}/readReceipts", list_read_receipts, methods=["GET"]),
-        Route("/chat/config/realTimeNotifications", realtime_config, methods=["GET"]),
+        Route(f"{t}/messages", send_message, methods=["POST"], name="ChatThread_SendChatMessage"),
+        Route(f"{t}/messages", list_messages, methods=["GET"], name="ChatThread_ListChatMessages"),
+        Route(m, get_message, methods=["GET"], name="ChatThread_GetChatMessage"),
+        Route(m, update_message, methods=["PATCH"], name="ChatThread_UpdateChatMessage"),
+        Route(m, delete_message, methods=["DELETE"], name="ChatThread_DeleteChatMessage"),
+        Route(f"{t}/typing", send_typing, methods=["POST"], name="ChatThread_SendTypingNotification"),
+        Route(
+            f"{t}/readReceipts", send_read_receipt, methods=["POST"], name="ChatThread_SendChatReadReceipt"
+        ),
+        Route(
+            f"{t}/readReceipts", list_read_receipts, methods=["GET"], name="ChatThread_ListChatReadReceipts"
+        ),
     ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import resource
 import socket
@@ -34,14 +35,51 @@ from typing import Any, ClassVar
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .. import location as _location
+from ..location import LocationError, PortInUse
 from .bounds import ServerLimits
 from .errors import HeadersTooLarge, RequestTimeout, ServiceError, ServiceUnavailable
 from .stream import EVENTS_PATH
 
-__all__ = ["LINGER_S", "BoundedServer", "GuardedProtocol", "connection_cap", "protocol_class"]
+__all__ = [
+    "LINGER_S",
+    "BoundedServer",
+    "GuardedProtocol",
+    "bind_listener",
+    "connection_cap",
+    "protocol_class",
+]
 
 _FD_RESERVE = 64  # files the process needs besides its connections: the database, logs, the listeners
 LINGER_S = 1.0
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``.
+
+    Raises:
+        PortInUse: if another program holds the port; LocationError: if ``host`` is not this machine's.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            holder = _location.find(f"https://{f'[{host}]' if ':' in host else host}:{port}")
+            who = "another program"
+            if holder is not None:
+                who = f"the chatnb emulator of {holder.get('location') or 'memory'} (pid {holder['pid']})"
+            raise PortInUse(f"port {port} on {host} is in use by {who}; choose another port") from None
+        reason = exc.strerror or str(exc)
+        raise LocationError(
+            f"cannot listen on {host}:{port}: {reason} (use an address of this machine, such as 127.0.0.1)"
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def connection_cap(limits: ServerLimits) -> int:

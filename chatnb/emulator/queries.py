@@ -173,3 +173,28 @@ class Queries(Database):
         events = [(int(r[0]), r[1], r[2], json.loads(r[3])) for r in rows]
         upto = high_water if len(events) < limit else events[-1][0]
         return events, upto
+
+    # -- what Event Grid delivery reads -----------------------------------------------------------
+
+    def journal_after(self, after: int, limit: int = 500) -> list[tuple[Any, ...]]:
+        """``(event id, type, thread id, created_on, visible_from, payload)`` of the journal entries after
+        ``after``, oldest first."""
+        rows = self.query(
+            "SELECT id, type, thread_id, created_on, visible_from, payload FROM events WHERE id > ? "
+            "ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [(int(r[0]), r[1], r[2], int(r[3]), r[4], json.loads(r[5])) for r in rows]
+
+    def recipients(self, thread_id: str, event_id: int, visible_from: int | None) -> list[str]:
+        """The users who see journal entry ``event_id`` of ``thread_id``: the members of that moment (one
+        the entry added is, one it removed still is) whose ``shareHistoryTime`` lets them see it."""
+        visible = _EVENT_VISIBLE.replace("e.id", "?").replace("e.visible_from", "?")
+        sql = (
+            f"SELECT p.user_id FROM participants p WHERE p.thread_id = ? AND {visible.format(m='p')} "
+            f"UNION SELECT h.user_id FROM past_participants h WHERE h.thread_id = ? AND ? <= h.left_event "
+            f"AND {visible.format(m='h')}"
+        )
+        seen = (event_id, visible_from, visible_from)
+        args = (thread_id, *seen, thread_id, event_id, *seen)
+        return sorted({str(r[0]) for r in self.query(sql, args)})

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import errno
+import logging
 import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -30,43 +31,22 @@ from ..location import DB_NAME, LocationError, LocationInUse, PortInUse, open_pr
 from .app import create_app
 from .bounds import ServerLimits
 from .certs import ensure_certificate
+from .clock import Clock
+from .entra import OAUTH_MODES
 from .errors import StorageUnavailable
+from .griddelivery import GridDelivery
+from .gridsubs import EventGridSubscription
 from .latency import LatencyMiddleware
 from .limits import FaultInjector, FaultPlan, RateLimiter
-from .protocol import BoundedServer, protocol_class
+from .protocol import BoundedServer, bind_listener, protocol_class
+from .retention import RetentionSweeper
 from .state import Broadcaster, EmulatorState
 from .store import Store
 from .tokens import TokenIssuer
 
 __all__ = ["Emulator", "LocationError", "LocationInUse", "PortInUse"]
 
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port``.
-
-    Raises:
-        PortInUse: if another program holds the port; LocationError: if ``host`` is not this machine's.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            holder = _location.find(f"https://{f'[{host}]' if ':' in host else host}:{port}")
-            who = "another program"
-            if holder is not None:
-                who = f"the chatnb emulator of {holder.get('location') or 'memory'} (pid {holder['pid']})"
-            raise PortInUse(f"port {port} on {host} is in use by {who}; choose another port") from None
-        reason = exc.strerror or str(exc)
-        raise LocationError(
-            f"cannot listen on {host}:{port}: {reason} (use an address of this machine, such as 127.0.0.1)"
-        ) from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+log = logging.getLogger("chatnb.emulator")
 
 
 class Emulator:
@@ -94,6 +74,16 @@ class Emulator:
         server_limits: the bounds on what a client can make the server hold (body and head sizes,
             timeouts, connections, event streams per user, storage waits and size); see
             :class:`~chatnb.emulator.bounds.ServerLimits` for the defaults.
+        clock: ``"system"`` (default), ``"manual"`` (stands still until :meth:`advance`) or a
+            :class:`~chatnb.emulator.clock.Clock`; see :mod:`chatnb.emulator.clock`.
+        event_grid: Event Grid subscriptions from the start: specs (``"http://127.0.0.1:8123/,types=..."``),
+            dicts or :class:`~chatnb.emulator.gridsubs.EventGridSubscription`; more with ``emu.event_grid``
+            (:mod:`chatnb.emulator.griddelivery`). ``event_grid_retry_scale`` multiplies its retry waits,
+            time to live and dead-letter delay; ``dead_letter_dir`` (default: the location's
+            ``deadletter/``; in memory: none, dropped and counted) keeps what it could not deliver.
+        oauth: ``"basic"`` to accept Entra ID bearer tokens on the Identity API (signature not checked:
+            :mod:`chatnb.emulator.entra`); off by default.
+        loose: accept any ``api-version`` (read as the newest stable one) instead of answering 400.
     """
 
     def __init__(
@@ -113,7 +103,20 @@ class Emulator:
         latency_ms: float = 0.0,
         latency_jitter_ms: float = 0.0,
         server_limits: ServerLimits | None = None,
+        clock: str | Clock = "system",
+        event_grid: Iterable[str | dict[str, Any] | EventGridSubscription] = (),
+        event_grid_retry_scale: float = 1.0,
+        dead_letter_dir: str | Path | None = None,
+        oauth: str | None = None,
+        loose: bool = False,
     ) -> None:
+        if (oauth is not None and oauth not in OAUTH_MODES) or not event_grid_retry_scale > 0:
+            raise ValueError(
+                f"oauth must be 'basic' or None and event_grid_retry_scale positive, not "
+                f"{oauth!r} and {event_grid_retry_scale!r}"
+            )
+        self.clock = clock if isinstance(clock, Clock) else Clock(clock)
+        self._subscriptions = [EventGridSubscription.coerce(s) for s in event_grid]
         self.location = None if location is None else Path(location).expanduser().resolve()
         self.host = host
         self._http_port = http_port
@@ -144,6 +147,7 @@ class Emulator:
                 self.resource_id,
                 busy_timeout=self.limits.storage_timeout,
                 max_bytes=self.limits.max_database_bytes,
+                clock=self.clock,
             )
         except StorageUnavailable as exc:  # at start a location problem, not a 503 to retry
             self._release_lock()
@@ -151,14 +155,30 @@ class Emulator:
             raise LocationError(f"cannot open the database in {self.location}: {cause}") from exc
         self.broadcaster = Broadcaster(self.limits.max_streams_per_user)
         self.store.add_listener(self.broadcaster.notify)
+        self.clock.add_listener(lambda _: self.broadcaster.notify())  # streams re-check their tokens
+        self.retention = RetentionSweeper(self.store, self.clock)
+        if dead_letter_dir is None and self.location is not None:
+            dead_letter_dir = self.location / "deadletter"
+        self.event_grid = GridDelivery(
+            self.store,
+            topic=f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/chatnb/providers/"
+            f"Microsoft.Communication/communicationServices/emulator-{self.resource_id[:8]}",
+            retry_scale=event_grid_retry_scale,
+            dead_letter_dir=None if dead_letter_dir is None else Path(dead_letter_dir).expanduser().resolve(),
+        )
+        self.store.add_listener(self.event_grid.notify)
         self.state = EmulatorState(
             store=self.store,
-            issuer=TokenIssuer(base64.b64decode(self.access_key), self.resource_id),
+            issuer=TokenIssuer(base64.b64decode(self.access_key), self.resource_id, self.clock),
             access_key=base64.b64decode(self.access_key),
             check_hmac_date=check_hmac_date,
             debug=debug,
             broadcaster=self.broadcaster,
             limits=self.limits,
+            clock=self.clock,
+            oauth=oauth,
+            loose=loose,
+            delivery=self.event_grid,
         )
         self.rate_limiter: RateLimiter | None = (
             rate_limits if isinstance(rate_limits, RateLimiter) else RateLimiter() if rate_limits else None
@@ -218,7 +238,7 @@ class Emulator:
             "http": protocol_class(self.limits),
         }
         handshake = self.limits.handshake_timeout
-        tls_sock = _bind(self.host, self._requested_port)
+        tls_sock = bind_listener(self.host, self._requested_port)
         self.port = tls_sock.getsockname()[1]
         if self.location is not None:
             try:
@@ -235,7 +255,7 @@ class Emulator:
         servers: list[tuple[uvicorn.Server, socket.socket]] = [(BoundedServer(tls, handshake), tls_sock)]
         self.state.endpoints["https"] = self.endpoint
         if self._http_port is not None:
-            http_sock = _bind(self.host, self._http_port)
+            http_sock = bind_listener(self.host, self._http_port)
             self.http_port = http_sock.getsockname()[1]
             servers.append((BoundedServer(uvicorn.Config(self.app, **common), handshake), http_sock))
             self.state.endpoints["http"] = self.http_endpoint or ""
@@ -256,6 +276,7 @@ class Emulator:
     ) -> None:
         self.broadcaster.bind(asyncio.get_running_loop())
         tasks = [asyncio.ensure_future(srv.serve(sockets=[sock])) for srv, sock in pairs]
+        sweeper = asyncio.ensure_future(self.retention.run())
         while not all(srv.started for srv, _ in pairs):
             if any(t.done() for t in tasks):
                 break
@@ -265,12 +286,20 @@ class Emulator:
         except LocationError:
             for srv, _ in pairs:
                 srv.should_exit = True
-            await asyncio.gather(*tasks)
+            sweeper.cancel()
+            await asyncio.gather(*tasks, sweeper, return_exceptions=True)
             raise
+        self.event_grid.validation_base = self.endpoint.rstrip("/")
+        if self._subscriptions:
+            await asyncio.to_thread(self._subscribe_configured)
         if on_ready is not None:
             on_ready()
         self._started.set()
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
 
     def _new_loop(self) -> asyncio.AbstractEventLoop:
         try:
@@ -340,9 +369,29 @@ class Emulator:
         self._cleanup()
 
     def _cleanup(self) -> None:
+        self.event_grid.stop()
         _location.withdraw(self)
         self.store.close()
         self._release_lock()
+
+    # -- Event Grid and the clock ---------------------------------------------------------------
+
+    def _subscribe_configured(self) -> None:
+        """Add the subscriptions given at construction (a failed handshake is logged, not raised)."""
+        for subscription in self._subscriptions:
+            try:
+                self.event_grid.add(subscription)
+            except ValueError as exc:
+                log.warning("%s", exc)
+
+    def advance(self, delta: timedelta | float) -> None:
+        """Move a manual clock on by ``delta`` (a ``timedelta`` or seconds); tokens expire and the
+        retention policy deletes threads by the new time before this returns.
+
+        Raises:
+            ClockError: if the emulator's clock is the system's, or ``delta`` is negative.
+        """
+        self.clock.advance(delta)
 
     def __enter__(self) -> Emulator:
         return self.start()

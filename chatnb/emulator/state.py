@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from .bounds import ServerLimits
+from .clock import Clock
 from .errors import TooManyRequests
+from .griddelivery import GridDelivery
 from .store import Store
 from .tokens import TokenIssuer
 
@@ -41,7 +43,7 @@ class Broadcaster:
         """Wake streams on ``loop`` (the server's), whichever thread committed."""
         self._loop = loop
 
-    def notify(self, last_event_id: int) -> None:
+    def notify(self, last_event_id: int = 0) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -92,7 +94,10 @@ class EmulatorState:
     """What the handlers share.
 
     ``endpoints`` maps a scheme to the base URL the emulator serves it at (``https://127.0.0.1:PORT``);
-    links in answers (``nextLink``, ``Location``) are built from it, never from the request's ``Host``.
+    links in answers (``nextLink``) are built from it, never from the request's ``Host``. ``oauth``
+    (``"basic"`` or ``None``) says whether the Identity API accepts Entra ID tokens
+    (:mod:`chatnb.emulator.entra`); ``loose`` accepts any ``api-version``; ``delivery`` is the Event Grid
+    delivery (:mod:`chatnb.emulator.griddelivery`).
     """
 
     store: Store
@@ -103,6 +108,10 @@ class EmulatorState:
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     limits: ServerLimits = field(default_factory=ServerLimits)
     endpoints: dict[str, str] = field(default_factory=dict)
+    clock: Clock = field(default_factory=Clock)
+    oauth: str | None = None
+    loose: bool = False
+    delivery: GridDelivery | None = None
 
     def base_url(self, request: Request) -> str:
         """The configured base URL for the scheme ``request`` came in on (no trailing slash).

@@ -15,7 +15,6 @@ import sqlite3
 import uuid
 from typing import Any
 
-from .._time import now_us
 from .queries import Queries
 from .records import Message, Participant, Thread, dumps
 
@@ -53,7 +52,7 @@ class Store(Queries):
     def create_user(self) -> str:
         user_id = f"8:acs:{self.resource_id}_{uuid.uuid4()}"
         with self.transaction() as db:
-            db.execute("INSERT INTO users (id, created_on) VALUES (?, ?)", (user_id, now_us()))
+            db.execute("INSERT INTO users (id, created_on) VALUES (?, ?)", (user_id, self.clock.now_us()))
         self._users[user_id] = 0
         return user_id
 
@@ -68,7 +67,7 @@ class Store(Queries):
         with self.transaction() as db:
             db.execute(
                 "UPDATE users SET deleted_on = ? WHERE id = ? AND deleted_on IS NULL",
-                (now_us(), user_id),
+                (self.clock.now_us(), user_id),
             )
         if user_id in self._users:
             self._users[user_id] = None
@@ -115,7 +114,7 @@ class Store(Queries):
         metadata: dict[str, str] | None,
         retention: dict[str, Any] | None,
     ) -> None:
-        now = now_us()
+        now = self.clock.now_us()
         members = [Participant(creator)] if all(p.user_id != creator for p in participants) else []
         members += participants
         db.execute(
@@ -149,7 +148,7 @@ class Store(Queries):
         retention: dict[str, Any] | None,
     ) -> None:
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             sets, args = [], []
             if metadata is not None:
                 sets.append("metadata = ?")
@@ -174,21 +173,23 @@ class Store(Queries):
                 now,
             )
 
-    def delete_thread(self, thread_id: str, initiator: str) -> None:
+    def delete_thread(self, thread_id: str, initiator: str | None) -> bool:
+        """Delete a thread (``initiator`` ``None``: by its retention policy); whether it was live."""
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             cur = db.execute(
                 "UPDATE threads SET deleted_on = ? WHERE id = ? AND deleted_on IS NULL",
                 (now, thread_id),
             )
             if cur.rowcount:
                 self.emit(db, thread_id, "chatThreadDeleted", {"deletedOn": now, "deletedBy": initiator}, now)
+            return bool(cur.rowcount)
 
     # -- participants ---------------------------------------------------------------------------
 
     def add_participants(self, thread_id: str, initiator: str, participants: list[Participant]) -> None:
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             added = self.emit(
                 db,
                 thread_id,
@@ -211,7 +212,7 @@ class Store(Queries):
             joined = self.joined_event(thread_id, user_id)
             if removed is None or joined is None:
                 return False
-            now = now_us()
+            now = self.clock.now_us()
             db.execute("DELETE FROM participants WHERE thread_id = ? AND user_id = ?", (thread_id, user_id))
             db.execute("DELETE FROM read_receipts WHERE thread_id = ? AND user_id = ?", (thread_id, user_id))
             self.insert_system_message(
@@ -245,7 +246,7 @@ class Store(Queries):
         metadata: dict[str, str] | None,
     ) -> str:
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             message_id, _ = self.insert_message(
                 db,
                 thread_id,
@@ -279,7 +280,7 @@ class Store(Queries):
         self, message: Message, *, content: str | None, metadata: dict[str, str] | None
     ) -> None:
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             version = self.next_id()
             new_content = message.content if content is None else content
             db.execute(
@@ -308,7 +309,7 @@ class Store(Queries):
 
     def delete_message(self, message: Message) -> None:
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             version = self.next_id()
             cur = db.execute(
                 "UPDATE messages SET deleted_on = ?, updated_on = ?, version = ?, content = NULL "
@@ -337,7 +338,7 @@ class Store(Queries):
 
     def typing(self, thread_id: str, sender: str, display_name: str | None) -> None:
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             self.emit(
                 db,
                 thread_id,
@@ -353,7 +354,7 @@ class Store(Queries):
 
     def send_read_receipt(self, message: Message, reader: str) -> None:
         with self.transaction() as db:
-            now = now_us()
+            now = self.clock.now_us()
             db.execute(
                 "INSERT INTO read_receipts (thread_id, user_id, message_id, message_seq, read_on) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (thread_id, user_id) DO UPDATE SET "

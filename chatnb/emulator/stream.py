@@ -112,7 +112,7 @@ async def _stream(
             after = upto
             if len(batch) < 500:
                 break
-        remaining = caller.expires_at - time.time()
+        remaining = caller.expires_at - store.clock.now()  # the emulator's clock decides expiry
         if store.user_generation(caller.user_id) != caller.generation or remaining <= 0:
             return  # revoked, deleted or expired: the client reconnects with a fresh token
         now = time.monotonic()
@@ -152,4 +152,4 @@ async def event_stream(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    return [Route(EVENTS_PATH, event_stream, methods=["GET"])]
+    return [Route(EVENTS_PATH, event_stream, methods=["GET"], name="chatnb_EventStream")]

@@ -10,11 +10,11 @@ import base64
 import json
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 import jwt
 
+from .clock import Clock
 from .errors import Unauthorized
 
 __all__ = ["CHAT_SCOPES", "KNOWN_SCOPES", "TokenClaims", "TokenIssuer"]
@@ -36,17 +36,19 @@ class TokenClaims:
 class TokenIssuer:
     """Issues and verifies the resource's access tokens.
 
-    ``resource_id`` is the GUID in every user id (``8:acs:<resource_id>_<user guid>``).
+    ``resource_id`` is the GUID in every user id (``8:acs:<resource_id>_<user guid>``). Tokens are issued
+    and expire by ``clock`` (the emulator's: :mod:`chatnb.emulator.clock`).
     """
 
-    def __init__(self, key: bytes, resource_id: str) -> None:
+    def __init__(self, key: bytes, resource_id: str, clock: Clock | None = None) -> None:
         self._key = key
         self.resource_id = resource_id
+        self.clock = clock or Clock()
         self._cache: dict[str, TokenClaims] = {}
 
     def issue(self, user_id: str, scopes: list[str], generation: int, expires_in_s: int) -> tuple[str, int]:
         """A signed token for ``user_id`` and its expiry (Unix seconds)."""
-        now = int(time.time())
+        now = int(self.clock.now())
         exp = now + expires_in_s
         payload: dict[str, object] = {
             "skypeid": user_id.removeprefix("8:"),
@@ -83,7 +85,8 @@ class TokenIssuer:
                     token,
                     self._key,
                     algorithms=["HS256"],
-                    options={"require": ["exp", "skypeid"]},
+                    # expiry is checked below, by the emulator's clock, not PyJWT's (the system's)
+                    options={"require": ["exp", "skypeid"], "verify_exp": False, "verify_iat": False},
                 )
                 claims = TokenClaims(
                     user_id="8:" + str(payload["skypeid"]),
@@ -91,13 +94,11 @@ class TokenIssuer:
                     expires_at=int(payload["exp"]),
                     scopes=frozenset(str(payload.get("acsScope", "")).split(",")),
                 )
-            except jwt.ExpiredSignatureError:
-                raise Unauthorized("The access token has expired.") from None
             except (jwt.InvalidTokenError, ValueError, TypeError):
                 raise Unauthorized("The access token is not valid.") from None
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[token] = claims
-        if claims.expires_at <= time.time():
+        if claims.expires_at <= self.clock.now():
             raise Unauthorized("The access token has expired.")
         return claims

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._time import format_rfc3339, parse_rfc3339_us
-from .errors import BadRequest
+from .errors import BadRequest, NotImplementedFeature
 from .records import Message, Participant, Thread
 
 __all__ = [
@@ -57,6 +57,7 @@ def parse_identifier(value: Any, target: str) -> str:
 
     Raises:
         BadRequest: if it is not an object naming an ACS communication user.
+        NotImplementedFeature: for a Teams user or app (501: Teams interoperability is not emulated).
     """
     if not isinstance(value, dict):
         raise BadRequest(f"{target} must be a CommunicationIdentifierModel object.", target=target)
@@ -71,11 +72,16 @@ def parse_identifier(value: Any, target: str) -> str:
         return user_id
     if isinstance(raw, str) and raw.startswith("8:acs:"):
         return raw
-    kinds = [k for k in ("phoneNumber", "microsoftTeamsUser", "microsoftTeamsApp") if k in value]
-    if kinds:
-        raise BadRequest(
-            f"{target} is a {kinds[0]} identifier; the emulator supports communication users only.",
+    teams = [k for k in ("microsoftTeamsUser", "microsoftTeamsApp") if k in value]
+    if teams or str(raw or "").startswith("8:orgid:"):
+        raise NotImplementedFeature(
+            f"{target} is a {(teams or ['microsoftTeamsUser'])[0]} identifier: the chatnb emulator does not "
+            "implement Teams interoperability; use communication users (8:acs:...).",
             target=target,
+        )
+    if "phoneNumber" in value:
+        raise BadRequest(
+            f"{target} is a phoneNumber identifier; chat threads have communication users.", target=target
         )
     raise BadRequest(f"{target} does not name a communication user.", target=target)
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .events import (
+from ..events import (
     ChatMessageDeletedEvent,
     ChatMessageEditedEvent,
     ChatMessageReceivedEvent,
