@@ -1,7 +1,7 @@
-"""Honest coverage and service rules: the operations table is read from the routes and the README's copy
-is current; what the emulator does not implement answers 501 with a clear ACS error body; unknown
-api-versions answer as the service does unless ``loose``; the response headers the recorded traffic shows;
-no typing notifications or read receipts on threads of more than 20 participants."""
+"""Honest coverage and service rules: the operations table is read from the routes and the site's copy
+(docs/emulator/api-versions.md) is current; what the emulator does not implement answers 501 with a clear
+ACS error body; unknown api-versions answer as the service does unless ``loose``; the response headers the
+recorded traffic shows; no typing notifications or read receipts on threads of more than 20 participants."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from chatnb.emulator.app import routes
 from chatnb.emulator.coverage import NOT_IMPLEMENTED, api_versions_table, operations, operations_table
 from tests.wire_helpers import Wire, assert_error, q
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "emulator" / "api-versions.md"
 START, END = "<!-- operations:start -->", "<!-- operations:end -->"
 
 
@@ -28,12 +28,14 @@ def wire(emulator: Emulator) -> Iterator[Wire]:
         yield client
 
 
-def test_the_readme_table_is_the_one_read_from_the_routes() -> None:
-    text = README.read_text(encoding="utf-8")
-    assert START in text and END in text, "the README lost its operations table markers"
+def test_the_docs_table_is_the_one_read_from_the_routes() -> None:
+    text = TABLE_PAGE.read_text(encoding="utf-8")
+    assert START in text and END in text, "docs/emulator/api-versions.md lost its operations table markers"
     table = text.split(START, 1)[1].split(END, 1)[0].strip()
     expected = api_versions_table() + "\n\n" + operations_table(routes())
-    assert table == expected, "the README's table is stale: paste `chatnb serve --list-operations` there"
+    assert table == expected, (
+        "docs/emulator/api-versions.md has a stale table: paste `chatnb serve --list-operations` there"
+    )
 
 
 def test_list_operations_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:

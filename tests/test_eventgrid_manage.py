@@ -52,6 +52,10 @@ def test_the_management_endpoint_names_what_is_wrong(emu: Emulator) -> None:
             subs.add("mailto:someone@example.test", name="bad")
         with pytest.raises(BadRequestError, match="not an ACS chat event type"):
             subs.add("http://127.0.0.1:9/", name="bad", event_types=["SmsReceived"])
+        with pytest.raises(BadRequestError, match="without spaces or control characters"):
+            subs.add("http://127.0.0.1:9/a\r\nX-Injected: 1", name="bad")  # no header smuggled in
+        with pytest.raises(BadRequestError, match="at most 2048"):
+            subs.add("http://127.0.0.1:9/" + "a" * 2048, name="bad")
         with pytest.raises(BadRequestError, match="validation handshake failed") as failed:
             subs.add("http://127.0.0.1:9/", name="nobody-listens")  # the discard port: refused
         assert failed.value.code == "WebhookValidationFailed"

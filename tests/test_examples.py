@@ -299,6 +299,8 @@ RUNNABLE_PAGES = [
     "docs/guide/widgets.md",
     "docs/guide/export.md",
     "docs/emulator/index.md",
+    "docs/emulator/event-grid.md",
+    "docs/emulator/entra-and-clock.md",
 ]
 
 

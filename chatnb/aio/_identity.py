@@ -1,8 +1,8 @@
 """``CommunicationIdentityClient``: ACS users and their access tokens, authenticated with the access key
-(HMAC-signed) or with Microsoft Entra ID (a ``TokenCredential``, for resources with local auth disabled).
+(HMAC-signed) or with Microsoft Entra ID (a ``TokenCredential``, for resources with local auth disabled:
+``CommunicationIdentityClient(endpoint, DefaultAzureCredential())`` with azure-identity's credential).
 
 >>> identity = CommunicationIdentityClient.from_connection_string(connection_string)
->>> identity = CommunicationIdentityClient(endpoint, DefaultAzureCredential())   # Entra ID
 >>> user, token = await identity.create_user_and_token(["chat"])
 >>> token.expires_on                      # a tz-aware datetime (the official SDK gives a string)
 >>> credential = CommunicationTokenCredential(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = ["MAX_BODY_BYTES", "Answer", "WebhookClient", "WebhookError"]
 
 MAX_BODY_BYTES = 64 * 1024
 _Key = tuple[str, str, int]
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class WebhookError(OSError):
@@ -116,6 +118,8 @@ class WebhookClient:
         host = parts.netloc.rsplit("@", 1)[-1]
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in {**self.headers, **(headers or {})}.items()]
+        if any(_UNSAFE.search(line) for line in lines):  # never a second header or request smuggled in
+            raise WebhookError("a request line or header holds a control character")
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         idle = self._idle.get(key) or []
         while idle:  # a kept connection the server may have closed meanwhile: try it, then a new one

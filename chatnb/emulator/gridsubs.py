@@ -34,6 +34,7 @@ __all__ = ["SCHEMAS", "EventGridSubscription", "SubscriptionError"]
 
 SCHEMAS = ("eventgrid", "cloudevents")
 _NAME = re.compile(r"[A-Za-z0-9-]{3,64}")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # nothing that could end a request line or header
 _SPEC_KEYS = {
     "name": "name",
     "types": "event_types",
@@ -90,6 +91,10 @@ class EventGridSubscription:
     wanted: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if len(self.endpoint) > 2048 or _UNSAFE.search(self.endpoint):
+            raise SubscriptionError(
+                "the endpoint must be a URL of at most 2048 characters without spaces or control characters"
+            )
         parts = urlsplit(self.endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SubscriptionError(f"the endpoint must be an http:// or https:// URL, not {self.endpoint!r}")

@@ -10,11 +10,16 @@ subscriptions.
   (:mod:`chatnb.eventgrid.subscriptions`); the emulator delivers as Event Grid does
   (:mod:`chatnb.emulator.griddelivery`).
 
+>>> import chatnb
 >>> from chatnb.emulator import Emulator
 >>> with Emulator() as emu, Receiver() as rx:
-...     emu.event_grid.add(rx.url)
-...     ...                                            # chat: create a thread, send a message
-...     rx.wait_for("ChatMessageReceived")
+...     emu.event_grid.add(rx.url)                  # every chat event type, in the Event Grid schema
+...     with chatnb.connect(emu.connection_string) as session:
+...         thread = session.user("Ann").create_thread("Lunch", participants=["Bob"])
+...         thread.send_message("Pizza?")
+...         [received] = rx.wait_for("ChatMessageReceived")   # Bob's: the sender gets none
+>>> received.message
+'Pizza?'
 """
 
 from .parse import EVENT_GRID_TYPES, SubscriptionValidationEvent, parse_event_grid, webhook_handshake_headers

@@ -1,10 +1,20 @@
 """A local Event Grid webhook for notebooks and tests: :class:`Receiver`.
 
->>> with Receiver() as rx:                                  # listens on a free loopback port
-...     emu.event_grid.add(rx.url)                          # or chatnb serve --event-grid <rx.url>
-...     ...                                                 # send a message
-...     rx.wait_for("ChatMessageReceived", count=2)         # typed chatnb.events objects
-...     rx.to_dataframe()                                   # one row per event received
+>>> from chatnb.eventgrid import EventGridSubscriptions
+>>> with Receiver() as rx, EventGridSubscriptions.from_connection_string(connection_string) as subs:
+...     subs.add(rx.url, name="notebook", event_types=["ChatMessageReceived"])  # or serve --event-grid
+...     thread.send_message("Seen by a webhook?")          # to Jill and Geeta: an event for each
+...     events = rx.wait_for("ChatMessageReceived", count=2)   # typed chatnb.events objects
+...     subs.remove("notebook")
+>>> [event.message for event in events]
+['Seen by a webhook?', 'Seen by a webhook?']
+>>> print(rx.to_dataframe()[["event_type", "delivery_count", "subscription"]].to_string(index=False))
+         event_type  delivery_count subscription
+ChatMessageReceived               0     NOTEBOOK
+ChatMessageReceived               0     NOTEBOOK
+
+(``aeg-delivery-count`` is 0 on a first attempt, and Event Grid sends the subscription's name in upper
+case.)
 
 It answers both validation handshakes (the ``SubscriptionValidationEvent`` of the Event Grid schema, with
 ``{"validationResponse": code}``, and the CloudEvents ``OPTIONS`` abuse protection), accepts deliveries in

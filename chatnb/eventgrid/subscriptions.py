@@ -6,9 +6,13 @@ as the Identity API is (an in-process :class:`~chatnb.emulator.Emulator` has the
 ``emu.event_grid``).
 
 >>> subs = EventGridSubscriptions.from_connection_string(connection_string)
->>> subs.add(rx.url, event_types=["ChatMessageReceived"], schema="cloudevents")
->>> subs.list()                                          # a DataFrame: name, endpoint, state, statistics
->>> subs.remove("sub-...")
+>>> added = subs.add("http://127.0.0.1:9/", name="nobody-listens")   # the validation handshake fails
+Traceback (most recent call last):
+chatnb.errors.BadRequestError: ...validation handshake failed...
+>>> subs.list()[["name", "state"]].values.tolist()                  # a DataFrame: state and statistics
+[['nobody-listens', 'Failed']]
+>>> subs.remove("nobody-listens")
+>>> subs.close()
 """
 
 from __future__ import annotations
