@@ -20,8 +20,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.abuse_helpers import EmulatorProcess, read_response, request_bytes, wait_until
-from tests.wire_helpers import CHAT_VERSION, IDENTITY_VERSION, User, Wire, q
+from tests.support.net import read_response, request_bytes
+from tests.support.processes import EmulatorProcess
+from tests.support.waiting import wait_until
+from tests.support.wire import CHAT_VERSION, IDENTITY_VERSION, User, Wire, q
 
 IDENTITIES = f"/identities?api-version={IDENTITY_VERSION}"
 THREADS = f"/chat/threads?api-version={CHAT_VERSION}"

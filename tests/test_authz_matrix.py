@@ -28,7 +28,7 @@ import pytest
 from chatnb._time import format_rfc3339
 from chatnb.emulator import Emulator
 from chatnb.emulator.auth import TokenIssuer
-from tests.wire_helpers import CHAT_VERSION, User, Wire, q
+from tests.support.wire import CHAT_VERSION, User, Wire, q
 
 CALLERS = ("none", "garbage", "forged", "expired", "revoked", "deleted", "nonmember", "removed", "hidden")
 

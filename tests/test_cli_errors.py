@@ -21,8 +21,9 @@ import pytest
 
 import chatnb
 from chatnb.emulator import Emulator
-from tests.kernel_helpers import chatnb_command, free_port
-from tests.serve_helpers import ServerProcess
+from tests.support.kernel import chatnb_command
+from tests.support.net import free_port
+from tests.support.processes import ServerProcess
 
 
 def one_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:

@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from chatnb.emulator.server import DB_NAME
-from tests.serve_helpers import ServerProcess
-from tests.wire_helpers import User, Wire, q
+from tests.support.processes import ServerProcess
+from tests.support.wire import User, Wire, q
 
 WRITERS = 4
 

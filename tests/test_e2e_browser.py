@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import AXE, JupyterLab, artifacts_dir, chromium, write_notebook
+
+from tests.support.jupyter import AXE, JupyterLab, artifacts_dir, chromium, write_notebook
 
 pytestmark = pytest.mark.e2e
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
-from events_support import Actor, collect_until
 
 from chatnb import _polling
 from chatnb.emulator import Emulator
@@ -24,10 +22,7 @@ from chatnb.events import (
     ReadReceiptReceivedEvent,
 )
 from chatnb.realtime import EventIterator, RealtimeNotifications
-
-
-def kinds(events: Sequence[Event]) -> list[str]:
-    return [e.kind for e in events]
+from tests.support.events import Actor, collect_until, kinds
 
 
 def chat(events: list[Event]) -> list[ChatEvent]:
@@ -50,14 +45,6 @@ def summary(event: Event) -> tuple[Any, ...]:
         getattr(event, "message", None),
         getattr(event, "sender", None),
     )
-
-
-@pytest.fixture
-async def actors(emulator: Emulator) -> AsyncIterator[tuple[Actor, Actor, Actor]]:
-    a, b, c = Actor(emulator, "Ann"), Actor(emulator, "Bob"), Actor(emulator, "Cy")
-    yield a, b, c
-    for actor in (a, b, c):
-        await actor.aclose()
 
 
 class Watch:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from events_support import Actor, Relay, collect_until
 
 from chatnb._signing import hmac_headers
 from chatnb._time import format_rfc3339, now_us
@@ -35,22 +33,12 @@ from chatnb.events import (
 )
 from chatnb.models import CommunicationUserIdentifier
 from chatnb.realtime import EventStream, RealtimeNotifications, RealtimeWarning, StreamUnavailable
-
-
-def kinds(events: Sequence[Event]) -> list[str]:
-    return [e.kind for e in events]
+from tests.support.events import Actor, collect_until, kinds
+from tests.support.relay import Relay
 
 
 def chat_events(events: list[Event]) -> list[ChatEvent]:
     return [e for e in events if isinstance(e, ChatEvent)]
-
-
-@pytest.fixture
-async def actors(emulator: Emulator) -> AsyncIterator[tuple[Actor, Actor, Actor]]:
-    a, b, c = Actor(emulator, "Ann"), Actor(emulator, "Bob"), Actor(emulator, "Cy")
-    yield a, b, c
-    for actor in (a, b, c):
-        await actor.aclose()
 
 
 async def test_every_event_type_in_order_exactly_once(

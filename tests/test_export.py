@@ -13,7 +13,6 @@ import jwt
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from export_helpers import SYSTEM, RichThread, assert_same_rows, expected, new_user, rich_thread
 
 import chatnb
 import chatnb.aio
@@ -21,6 +20,8 @@ from chatnb._time import to_us
 from chatnb.cli import main
 from chatnb.emulator import Emulator
 from chatnb.emulator.seed import seed_messages
+from tests.support.clients import new_chat_user
+from tests.support.export import SYSTEM, RichThread, assert_same_rows, expected, rich_thread
 
 FORMATS = ["parquet", "csv", "jsonl", "html"]
 HTML_COLUMNS = [
@@ -48,7 +49,7 @@ def rich(emulator: Emulator) -> Iterator[RichThread]:
 @pytest.fixture(scope="module")
 def old_history(emulator: Emulator) -> Iterator[tuple[chatnb.ChatClient, str, list[int]]]:
     """A thread with 90 messages seeded one a day from 2024-01-01: three months and a bit."""
-    chat, user_id = new_user(emulator)
+    chat, user_id = new_chat_user(emulator)
     thread_id = chat.create_chat_thread("Archive").chat_thread.id
     t0 = to_us(datetime(2024, 1, 1, 12, tzinfo=timezone.utc))
     times = [t0 + day * 86_400_000_000 for day in range(90)]
@@ -175,7 +176,7 @@ def test_partition_by_month_is_readable_by_pandas_pyarrow_and_duckdb(
 
 
 def test_every_thread_of_the_user(fresh_emulator: Emulator, tmp_path: Path) -> None:
-    chat, _ = new_user(fresh_emulator)
+    chat, _ = new_chat_user(fresh_emulator)
     ids = []
     for n in range(3):
         thread = chat.get_chat_thread_client(chat.create_chat_thread(f"topic {n}").chat_thread.id)

@@ -8,7 +8,6 @@ import base64
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,19 +18,15 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from export_helpers import new_user, run_until_killed, token_of
 
 import chatnb
 from chatnb.emulator import Emulator
+from tests.support.clients import new_chat_user
+from tests.support.export import run_until_killed, token_of
+from tests.support.net import free_port
 
 AZURITE = Path(__file__).parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 ACCOUNT = "chatnbtest"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +34,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     """Azurite's blob service in memory on a free port, with an account and key of this test's own."""
     assert AZURITE.exists(), "run `bash .ci/setup-extras` (npm ci in tests/azurite)"
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    port = _free_port()
+    port = free_port()
     workspace = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
         [
@@ -89,7 +84,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 
 @pytest.fixture
 def history(emulator: Emulator) -> Any:
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     tcs = []
     for n in range(3):
         tc = chat.get_chat_thread_client(chat.create_chat_thread(f"Cloud {n}").chat_thread.id)

@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from export_helpers import assert_same_rows, expected, new_user
 
 import chatnb
 from chatnb.emulator import Emulator
@@ -23,6 +22,8 @@ from chatnb.emulator.limits import FaultPlan
 from chatnb.emulator.seed import seed_messages
 from chatnb.export._pacing import Budget, Slot
 from chatnb.export._state import STATE_NAME
+from tests.support.clients import new_chat_user
+from tests.support.export import assert_same_rows, expected
 
 APPEND_FORMATS = ["csv", "jsonl"]
 FORMATS = ["parquet", "csv", "jsonl", "html"]
@@ -42,7 +43,7 @@ def stop_after(pages: int) -> Any:
 
 @pytest.fixture
 def thread(emulator: Emulator) -> Iterator[tuple[chatnb.ChatClient, chatnb.ChatThreadClient, list[str]]]:
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     tc = chat.get_chat_thread_client(chat.create_chat_thread("Incremental").chat_thread.id)
     ids = [tc.send_message(f"message {i}", sender_display_name="Ann").id for i in range(30)]
     yield chat, tc, ids
@@ -277,7 +278,7 @@ def test_export_killed_with_sigkill_resumes_to_the_same_result(
 def test_export_under_injected_429_and_503_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     plan = FaultPlan(rate=0.3, statuses=(429, 503), retry_after=0.02, seed=11)
     with Emulator(faults=plan) as emu:
-        chat, user_id = new_user(emu)
+        chat, user_id = new_chat_user(emu)
         thread_id = chat.create_chat_thread("Throttled").chat_thread.id
         seed_messages(
             emu.store, thread_id, user_id, ((1_700_000_000_000_000 + i, f"m{i}") for i in range(400))
@@ -337,7 +338,7 @@ def test_shared_budget_counts_requests_in_flight() -> None:
 @pytest.mark.slow
 def test_paced_export_is_never_throttled_by_the_real_limits(tmp_path: Path) -> None:
     with Emulator(rate_limits=True) as emu:
-        chat, user_id = new_user(emu)
+        chat, user_id = new_chat_user(emu)
         thread_id = chat.create_chat_thread("Paced").chat_thread.id
         seed_messages(
             emu.store, thread_id, user_id, ((1_700_000_000_000_000 + i, f"m{i}") for i in range(110))

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from chatnb.emulator import Emulator
-from tests.wire_helpers import CHAT_VERSION, User, Wire, q
+from tests.support.wire import CHAT_VERSION, User, Wire, q
 
 COMMON_REF = "../../../Common/stable/2023-11-15/common.json"
 CI_EXAMPLES = 250

@@ -18,7 +18,7 @@ import pytest
 
 from chatnb.cli import _fault_plan, _parser
 from chatnb.emulator import Emulator, FaultPlan, RateLimiter
-from tests.wire_helpers import User, Wire, assert_error, q
+from tests.support.wire import User, Wire, assert_error, q
 
 
 class FakeClock:

@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve_helpers import ServerProcess
-from tests.wire_helpers import CHAT_VERSION, User, Wire, q
+from tests.support.processes import ServerProcess
+from tests.support.wire import CHAT_VERSION, User, Wire, q
 
 PARAMS = {"api-version": CHAT_VERSION}
 

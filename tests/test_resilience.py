@@ -38,8 +38,6 @@ from typing import Any
 
 import httpx
 import pytest
-from client_helpers import aw, collect, fake_jwt
-from events_support import Actor, Relay
 
 import chatnb
 import chatnb.aio
@@ -54,6 +52,10 @@ from chatnb.events import (
 )
 from chatnb.models import ChatParticipant
 from chatnb.realtime import EventStream, RealtimeNotifications
+from tests.support.clients import aw, collect, new_user_token
+from tests.support.events import Actor, collect_until, kinds
+from tests.support.relay import Relay
+from tests.support.tokens import fake_jwt
 
 #: The fault plan of the "everything still works" tests: 30 % of the requests get a fault, a third of
 #: them each a 429, a 503 or a 50 ms delay; errors ask for a Retry-After of 0-100 ms.
@@ -232,13 +234,6 @@ def always_failing(status: int, retry_after: float = 0.02) -> Emulator:
     return Emulator(faults=plan)
 
 
-def new_user(emu: Emulator) -> tuple[str, str]:
-    """``(user id, chat token)`` of a new user."""
-    with chatnb.CommunicationIdentityClient.from_connection_string(emu.connection_string) as identity:
-        user, token = identity.create_user_and_token(["chat"])
-    return user.raw_id, token.token
-
-
 @pytest.mark.parametrize(
     ("flavour", "status", "policy", "error"),
     [
@@ -254,7 +249,7 @@ async def test_a_call_that_always_fails_gives_up_after_max_attempts(
     attempts = Attempts()
     retries = (policy or RetryPolicy()).max_retries
     with always_failing(status) as emu:
-        user, token = new_user(emu)
+        user, token = new_user_token(emu)
         Chat: Any = chatnb.ChatClient if flavour == "sync" else chatnb.aio.ChatClient
         chat = attempts.watch(Chat(emu.endpoint, token, retry_policy=policy))
         started = time.monotonic()
@@ -285,7 +280,7 @@ async def test_a_wait_beyond_the_budget_is_not_made() -> None:
     attempts = Attempts()
     budget = 0.5
     with always_failing(503, retry_after=2.0) as emu:
-        _, token = new_user(emu)
+        _, token = new_user_token(emu)
         policy = RetryPolicy(max_retries=50, max_total_wait=budget)
         async with chatnb.aio.ChatClient(emu.endpoint, token, retry_policy=policy) as chat:
             attempts.watch(chat)
@@ -304,7 +299,7 @@ async def test_the_client_paces_itself_to_the_emulators_rate_limits() -> None:
     limiter = RateLimiter(limits={"message-write/thread": ("thread", ((5, 0.5),))})
     attempts = Attempts()
     with Emulator(rate_limits=limiter) as emu:
-        _, token = new_user(emu)
+        _, token = new_user_token(emu)
         async with chatnb.aio.ChatClient(emu.endpoint, token) as chat:
             attempts.watch(chat)
             thread = chat.get_chat_thread_client((await chat.create_chat_thread("paced")).chat_thread.id)
@@ -317,29 +312,6 @@ async def test_the_client_paces_itself_to_the_emulators_rate_limits() -> None:
 
 
 # -- 2. the event stream under faults --------------------------------------------------------------
-
-
-def kinds(events: list[Event]) -> list[str]:
-    return [e.kind for e in events]
-
-
-async def collect_until(
-    source: Any, done: Any, timeout: float = 20.0, into: list[Event] | None = None
-) -> list[Event]:
-    """Events from ``source`` (appended to ``into``) until ``done(events)``; fails after ``timeout``."""
-    events: list[Event] = [] if into is None else into
-
-    async def run() -> None:
-        async for event in source:
-            events.append(event)
-            if done(events):
-                return
-
-    try:
-        await asyncio.wait_for(run(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out; got {Counter(kinds(events))}") from None
-    return events
 
 
 async def test_polling_delivers_every_event_once_under_faults(caplog: pytest.LogCaptureFixture) -> None:
@@ -497,7 +469,7 @@ async def test_a_stream_refused_again_and_again_backs_off_despite_retry_after_ze
     plan = FaultPlan(rate=1.0, statuses=(503,), retry_after=0.0, seed=3, prefixes=("/chatnb/events",))
     initial, cap = 0.02, 0.16
     with Emulator(faults=plan) as emu:
-        _, token = new_user(emu)
+        _, token = new_user_token(emu)
         stream = EventStream(emu.endpoint, token, backoff=(initial, cap))
         waits = await retry_waits(stream, caplog, 7)
         assert emu.fault_injector is not None

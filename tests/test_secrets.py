@@ -32,8 +32,8 @@ import chatnb
 from chatnb import ChatClient, CommunicationIdentityClient, CommunicationTokenCredential, location
 from chatnb.emulator import Emulator, FaultPlan
 from chatnb.errors import APIError
-from tests.serve_helpers import ServerProcess
-from tests.wire_helpers import Wire, announcement, assert_error, q
+from tests.support.processes import ServerProcess, announcement
+from tests.support.wire import Wire, assert_error, q
 
 
 def _forged(token: str) -> str:

@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from client_helpers import fake_jwt
 
 import chatnb
 import chatnb.aio
+from tests.support.tokens import fake_jwt
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = "https://acs.example.test"

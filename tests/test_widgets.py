@@ -14,15 +14,14 @@ import sys
 from typing import Any
 
 import pytest
-from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.widgets import EVENT_COLUMNS, ChatPanel, ChatView, EventLog, MessageComposer, ParticipantList
 from chatnb.widgets._worker import flush
+from tests.support.widgets import Chat, FrontEnd
 
 WAIT = 30.0
-__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 def closing(*parts: Any) -> None:

@@ -11,15 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.widgets import ChatPanel, ChatView, MessageComposer, ParticipantList
 from chatnb.widgets._transcript import Transcript, TranscriptItem
 from chatnb.widgets._worker import flush
+from tests.support.widgets import Chat, FrontEnd
 
 WAIT = 30.0
-__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 def item(i: int, sender: str = "8:acs:jack", text: str = "hi") -> TranscriptItem:

@@ -17,15 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
-from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.widgets import ChatView, MessageComposer
 from chatnb.widgets._worker import flush
+from tests.support.widgets import Chat, FrontEnd
 
 WAIT = 30.0
-__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 class ThreadRecorder(httpx.BaseTransport):

@@ -1,4 +1,5 @@
-"""Helpers of the export tests: users, a thread with every kind of message, the expected rows."""
+"""Helpers of the export tests: a thread with every kind of message, the expected rows, a transport that
+rewrites the wire, an export script killed mid-way."""
 
 from __future__ import annotations
 
@@ -17,14 +18,22 @@ import pandas as pd
 
 import chatnb
 from chatnb.emulator import Emulator
+from tests.support.clients import new_chat_user
+
+__all__ = [
+    "SYSTEM",
+    "Rewriting",
+    "RichThread",
+    "assert_same_rows",
+    "expected",
+    "file_bytes",
+    "modes",
+    "rich_thread",
+    "run_until_killed",
+    "token_of",
+]
 
 SYSTEM = ("topicUpdated", "participantAdded", "participantRemoved")
-
-
-def new_user(emu: Emulator) -> tuple[chatnb.ChatClient, str]:
-    with chatnb.CommunicationIdentityClient.from_connection_string(emu.connection_string) as ident:
-        user, token = ident.create_user_and_token(["chat"])
-    return chatnb.ChatClient(emu.endpoint, token.token), user.raw_id
 
 
 @dataclass
@@ -39,8 +48,8 @@ class RichThread:
 
 def rich_thread(emu: Emulator, *, messages: int = 40) -> RichThread:
     """A thread with text and html messages, metadata, an edit, a delete and every system message."""
-    chat, _ = new_user(emu)
-    other, other_id = new_user(emu)
+    chat, _ = new_chat_user(emu)
+    other, other_id = new_chat_user(emu)
     created = chat.create_chat_thread('Quarterly <review> & "plans"')
     thread = chat.get_chat_thread_client(created.chat_thread.id)
     ids = []

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Kernel", "KernelError", "chatnb_command", "free_port"]
+__all__ = ["Kernel", "KernelError", "chatnb_command"]
 
 _LOOP = r"""
 import json, sys
@@ -109,10 +108,3 @@ def chatnb_command(
         timeout=120,
         env={**os.environ, **(env or {})},
     )
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.net import free_port
+
 __all__ = [
     "AXE",
     "CHROMIUM",
@@ -36,11 +37,10 @@ __all__ = [
     "KernelRun",
     "artifacts_dir",
     "chromium",
-    "free_port",
     "write_notebook",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = os.environ.get("CHATNB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,13 +52,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def artifacts_dir() -> Path:

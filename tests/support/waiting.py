@@ -1,0 +1,37 @@
+"""Waiting on a condition, for what has no event a test could wait on (a file another process writes, a
+process's state, a log record, an engine's flag): checked every ``interval`` until true, or the test fails.
+
+The sleeps here are the polling interval, not a guess of how long something takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+__all__ = ["async_wait_until", "wait_until"]
+
+
+def wait_until(
+    condition: Callable[[], object], what: str, timeout: float = 30.0, interval: float = 0.01
+) -> None:
+    """Wait for ``condition()`` to be truthy (checked every ``interval`` s) or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout} s")
+        time.sleep(interval)
+
+
+async def async_wait_until(
+    condition: Callable[[], object], what: str, timeout: float = 30.0, interval: float = 0.01
+) -> None:
+    """:func:`wait_until` for a coroutine: the event loop runs while it waits."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout} s")
+        await asyncio.sleep(interval)
