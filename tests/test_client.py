@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from chatnb import frames
 from chatnb.emulator import Emulator
 from tests.support.clients import assert_schema, aw, closing, collect
 from tests.support.tokens import fake_jwt
+from tests.support.waiting import clock_tick, wait_until
 
 
 @dataclass
@@ -124,8 +124,7 @@ async def test_thread_lifecycle(ann: Party, ben: Party) -> None:
 
 async def test_list_chat_threads_since(ann: Party) -> None:
     old = (await aw(ann.chat.create_chat_thread("Old"))).chat_thread.id
-    await asyncio.sleep(0.01)
-    since = datetime.now(timezone.utc)
+    since = clock_tick()
     new = (await aw(ann.chat.create_chat_thread("New"))).chat_thread.id
     assert list((await aw(ann.chat.list_chat_threads(start_time=since)))["id"]) == [new]
     await aw(ann.thread(old).send_message("revived"))
@@ -195,8 +194,7 @@ async def test_message_round_trip_edit_and_delete(ann: Party, ben: Party) -> Non
 async def test_paging_and_start_time(ann: Party, emulator: Emulator) -> None:
     thread = await new_thread(ann)
     seed(emulator, thread.thread_id, ann.user.raw_id, 445)
-    await asyncio.sleep(0.01)
-    since = datetime.now(timezone.utc)
+    since = clock_tick()
     late = [(await aw(thread.send_message(f"late{i}"))).id for i in range(5)]
 
     frame = await aw(thread.list_messages(results_per_page=200))
@@ -449,8 +447,7 @@ def test_concurrent_get_token_refreshes_once() -> None:
     credential = chatnb.CommunicationTokenCredential(fake_jwt(seconds=30), token_refresher=slow_refresh)
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(credential.get_token) for _ in range(8)]
-        while not calls:
-            time.sleep(0.001)
+        wait_until(lambda: calls, "the first refresh started")
         gate.set()
         tokens = {f.result().token for f in futures}
     assert calls == [1] and len(tokens) == 1

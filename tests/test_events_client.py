@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import pytest
@@ -10,7 +9,9 @@ import pytest
 from chatnb import ChatClient, ChatParticipant, CommunicationTokenCredential, CommunicationUserIdentifier, aio
 from chatnb.emulator import Emulator
 from chatnb.events import ChatMessageReceivedEvent, Event
+from chatnb.realtime import EventStream
 from tests.support.clients import new_user_token
+from tests.support.events import collect_until
 from tests.support.waiting import async_wait_until, wait_until
 
 
@@ -143,8 +144,13 @@ async def test_a_handler_may_stop_the_notifications(emulator: Emulator) -> None:
         thread = ann.get_chat_thread_client(created.chat_thread.id)
         await thread.send_message("stop now")
         await async_wait_until(lambda: not bob.realtime.running, "the notifications stopped", 10)
+        # Another stream of Bob's is the sentinel: once it has the message, Bob's subscribers all had it.
+        watcher = aiter(EventStream(emulator.endpoint, b_token))
+        assert (await anext(watcher)).kind == "realTimeNotificationConnected"
         await thread.send_message("not delivered")
-        await asyncio.sleep(0.2)
+        late = await collect_until(watcher, lambda es: messages(es) == ["not delivered"])
+        await watcher.aclose()
+        assert messages(late) == ["not delivered"]
         assert got == ["stop now"]
 
 

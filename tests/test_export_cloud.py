@@ -105,7 +105,7 @@ _KILLED = textwrap.dedent(
         with lock:
             sys.stdout.write(f"{p.total_pages}\\n")
             sys.stdout.flush()
-        time.sleep(0.01)
+        time.sleep(0.01)  # a drip: the export is slowed so that the kill lands inside a page
     with chatnb.ChatClient(endpoint, token, connection_verify=ca) as chat:
         chatnb.export_history(chat, out, threads=ids, format=["parquet", "jsonl"], incremental=True,
                               progress=False, results_per_page=5, rows_per_file=10, batch_rows=10,

@@ -220,7 +220,7 @@ _KILLED_EXPORT = textwrap.dedent(
     chat = chatnb.ChatClient(endpoint, token, connection_verify=ca)
     def on_page(p):
         print(p.total_pages, flush=True)
-        time.sleep(0.002)
+        time.sleep(0.002)  # a drip: the export is slowed so that the kill lands inside a page
     chatnb.export_history(chat, out, threads=thread_id, format=fmt, incremental=True, progress=False,
                           results_per_page=5, rows_per_file=10, batch_rows=10, include_system=True,
                           on_page=on_page)

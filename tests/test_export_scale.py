@@ -101,7 +101,7 @@ _KILLED = textwrap.dedent(
         with lock:  # on_page runs in the workers' threads
             sys.stdout.write(f"{p.total_pages}\n")
             sys.stdout.flush()
-        time.sleep(0.002)
+        time.sleep(0.002)  # a drip: the export is slowed so that the kill lands inside a page
     chatnb.export_history(chat, out, threads=ids, format=fmt, incremental=True, progress=False,
                           results_per_page=5, rows_per_file=10, batch_rows=10, include_system=True,
                           concurrency=4, on_page=on_page)

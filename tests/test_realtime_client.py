@@ -41,7 +41,7 @@ def no_reminder() -> Iterator[None]:
 
 async def end_of_cell() -> None:
     for _ in range(3):  # what the kernel's loop runs once the cell's code returns
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop each: the behaviour under test, not a wait
 
 
 def offline(request: httpx.Request) -> httpx.Response:

@@ -53,9 +53,10 @@ from chatnb.events import (
 from chatnb.models import ChatParticipant
 from chatnb.realtime import EventStream, RealtimeNotifications
 from tests.support.clients import aw, collect, new_user_token
-from tests.support.events import Actor, collect_until, kinds
+from tests.support.events import Actor, Sentinels, collect_until, is_sentinel, kinds
 from tests.support.relay import Relay
 from tests.support.tokens import fake_jwt
+from tests.support.waiting import async_wait_until
 
 #: The fault plan of the "everything still works" tests: 30 % of the requests get a fault, a third of
 #: them each a 429, a 503 or a 50 ms delay; errors ask for a Retry-After of 0-100 ms.
@@ -355,8 +356,15 @@ async def test_polling_delivers_every_event_once_under_faults(caplog: pytest.Log
                 seen = Counter(kinds(events))
                 return all(seen[k] >= n for k, n in expected.items())
 
+            async def create(topic: str) -> str:
+                return (await chat.create_chat_thread(topic, [ChatParticipant(bob)])).chat_thread.id
+
+            async def send(thread_id: str, text: str) -> object:
+                return await chat.get_chat_thread_client(thread_id).send_message(text)
+
             events = await collect_until(stream, done)
-            await asyncio.sleep(0.8)  # several more rounds under faults: nothing may come twice
+            # Eight more rounds under faults: nothing may come twice.
+            events += await Sentinels(create, send).collect(stream, 9)
             await engine.stop()
             events += [e async for e in stream]
         injected = dict(emu.fault_injector.injected) if emu.fault_injector else {}
@@ -434,7 +442,7 @@ async def test_push_delivers_every_event_once_while_connects_are_faulted(
                 await collect_until(stream, lambda es, k=total: received(es) >= k, into=events)
                 if batch < cuts:
                     relay.cut()  # for real
-            await asyncio.sleep(0.3)
+            events += await Sentinels.by(a, b).collect(stream)  # nothing may come twice
             await engine.stop()
             events += [e async for e in stream]
         finally:
@@ -493,11 +501,12 @@ async def retry_waits(
     mark = len(caplog.records)
     iterator = source.__aiter__()
     task = asyncio.ensure_future(_drain(iterator))
-    deadline = time.monotonic() + timeout
-    while len(logged_waits(caplog.records[mark:])) < count:
-        assert time.monotonic() < deadline, f"only {logged_waits(caplog.records[mark:])}"
+
+    def logged() -> bool:
         assert not task.done(), task
-        await asyncio.sleep(0.02)
+        return len(logged_waits(caplog.records[mark:])) >= count
+
+    await async_wait_until(logged, f"{count} logged reconnect waits", timeout)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -576,14 +585,15 @@ BACKOFF = (0.02, 0.16)  # initial and largest reconnect wait of the outage tests
 
 
 async def outage(
-    tmp_path: Path, source_of: Any, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, source_of: Any, caplog: pytest.LogCaptureFixture, markers: int = 1
 ) -> tuple[list[Event], list[str], list[tuple[str, float]], str]:
     """Run an event source through an outage: 3 messages; the emulator stops and the source makes 7
     reconnect attempts; a new emulator serves the same location on the same port and 3 more messages are
     sent at once (before the source is back).
 
-    ``source_of(endpoint, token, verify)`` makes the source. Returns the events, the message ids sent, the
-    logged ``(reason, wait)`` of the 7 attempts and the reader's token.
+    ``source_of(endpoint, token, verify)`` makes the source; it ends with ``markers`` sentinels (see
+    :class:`~tests.support.events.Sentinels`). Returns the events (without the sentinels), the message ids
+    sent, the logged ``(reason, wait)`` of the 7 attempts and the reader's token.
     """
     caplog.set_level(logging.DEBUG, logger="chatnb.realtime")
     first = Emulator(location=tmp_path).start()
@@ -600,10 +610,11 @@ async def outage(
         return sum(isinstance(e, ChatMessageReceivedEvent) for e in events)
 
     async def until(condition: Any, what: str) -> None:
-        deadline = time.monotonic() + 20
-        while not condition():
-            assert time.monotonic() < deadline and not reader.done(), (what, kinds(events))
-            await asyncio.sleep(0.02)
+        def met() -> bool:
+            assert not reader.done(), (what, kinds(events))
+            return bool(condition())
+
+        await async_wait_until(met, what, 20)
 
     reader = asyncio.ensure_future(collect_until(iterator, lambda es: False, 60, into=events))
     try:
@@ -622,7 +633,7 @@ async def outage(
         )
         sent += [await a.send(thread, f"after {i}") for i in range(3)]
         await until(lambda: received() == 6, "the messages sent after the restart")
-        await asyncio.sleep(0.3)  # a little longer: nothing may come twice
+        await Sentinels.by(a, b).settle(events, markers)  # a little longer: nothing may come twice
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, AssertionError):
@@ -632,7 +643,8 @@ async def outage(
         first.stop()
         if second is not None:
             second.stop()
-    return events, sent, logged_waits(caplog.records[mark:])[:7], b.token
+    scenario = [e for e in events if not is_sentinel(e)]
+    return scenario, sent, logged_waits(caplog.records[mark:])[:7], b.token
 
 
 def assert_outage_survived(
@@ -665,4 +677,4 @@ async def test_polling_reports_the_outage_retries_with_bounded_backoff_and_catch
     def source(endpoint: str, token: str, verify: ssl.SSLContext) -> Poller:
         return Poller(endpoint, token, interval=0.05, connection_verify=verify, backoff=BACKOFF)
 
-    assert_outage_survived(*await outage(tmp_path, source, caplog))
+    assert_outage_survived(*await outage(tmp_path, source, caplog, markers=7))  # six more rounds

@@ -22,7 +22,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -33,6 +32,7 @@ from chatnb import ChatClient, CommunicationIdentityClient, CommunicationTokenCr
 from chatnb.emulator import Emulator, FaultPlan
 from chatnb.errors import APIError
 from tests.support.processes import ServerProcess, announcement
+from tests.support.waiting import wait_until
 from tests.support.wire import Wire, assert_error, q
 
 
@@ -298,9 +298,12 @@ def test_serve_takes_the_access_key_from_the_environment_or_stdin(how: str, tmp_
         assert serve.stdin is not None
         serve.stdin.write(key + "\n")
         serve.stdin.close()
-        while "Ctrl-C" not in (tmp_path / "out").read_text():
+
+        def ready() -> bool:
             assert serve.poll() is None, (tmp_path / "out").read_text()
-            time.sleep(0.02)
+            return "Ctrl-C" in (tmp_path / "out").read_text()
+
+        wait_until(ready, "chatnb serve's ready banner", interval=0.02)
         info = announcement(serve.pid)
         assert info["connection_string"].endswith(";accesskey=" + key)
         with Wire.connect(info["connection_string"], info["ca_cert"]) as wire:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +20,7 @@ import httpx
 from chatnb.emulator import Emulator
 from chatnb.events import ChatMessageReceivedEvent, ChatThreadCreatedEvent, Event
 from tests.support.clients import new_user_token
+from tests.support.waiting import async_wait_until
 
 __all__ = ["SENTINEL", "Actor", "Sentinels", "collect_until", "ident", "is_sentinel", "kinds"]
 
@@ -135,32 +136,40 @@ def is_sentinel(event: Event) -> bool:
 
 class Sentinels:
     """Markers that end a scenario, in a thread of their own (so they change none of the test's threads):
-    the first creates the thread with ``readers``, each next one is a message in it.
+    the first one creates the thread (``create_thread(topic)``), each next one is a message in it
+    (``send(thread_id, text)``). :meth:`by` makes them for actors.
 
-    :meth:`collect` sends each marker once the one before it came back. Push delivers in journal order,
-    so one marker follows everything the scenario caused. A poller reports a round at a time and a marker
-    sent after the previous one arrived is seen in a later round: ``count`` markers prove ``count - 1``
-    complete rounds after the one that reported the scenario's last event.
+    Each marker is sent once the one before it came back. Push delivers in journal order, so one marker
+    follows everything the scenario caused. A poller reports a round at a time and a marker sent after the
+    one before arrived is seen in a later round: ``count`` markers prove ``count - 1`` complete rounds
+    after the one that reported the scenario's last event.
     """
 
-    def __init__(self, writer: Actor, *readers: Actor) -> None:
-        self.writer = writer
-        self.readers = readers
+    def __init__(
+        self, create_thread: Callable[[str], Awaitable[str]], send: Callable[[str, str], Awaitable[object]]
+    ) -> None:
+        self._create_thread = create_thread
+        self._send = send
         self.thread: str | None = None
         self.sent = 0
 
+    @classmethod
+    def by(cls, writer: Actor, *readers: Actor) -> Sentinels:
+        """Markers ``writer`` sends, in a thread with ``readers``."""
+        return cls(lambda topic: writer.create_thread(topic, *((r, None) for r in readers)), writer.send)
+
     async def send(self) -> None:
         if self.thread is None:
-            self.thread = await self.writer.create_thread(SENTINEL, *((r, None) for r in self.readers))
+            self.thread = await self._create_thread(SENTINEL)
         else:
-            await self.writer.send(self.thread, SENTINEL)
+            await self._send(self.thread, SENTINEL)
         self.sent += 1
 
     async def collect(
         self, source: AsyncIterator[Event], count: int = 1, timeout: float = 20.0
     ) -> list[Event]:
         """Send ``count`` markers, each once the one before came from ``source``; the events ``source``
-        gave meanwhile (each marker left out)."""
+        gave meanwhile (the markers left out)."""
         events: list[Event] = []
         for _ in range(count):
             await self.send()
@@ -168,10 +177,20 @@ class Sentinels:
             events += more[:-1]
         return events
 
+    async def settle(self, events: list[Event], count: int = 1, timeout: float = 20.0) -> None:
+        """:meth:`collect` for a source a task of the test reads into ``events``; the markers stay in it."""
+        for _ in range(count):
+            await self.send()
+            await async_wait_until(
+                lambda k=self.sent: sum(map(is_sentinel, events)) >= k, "the sentinel", timeout
+            )
+
     async def drain(self, source: AsyncIterator[Event], timeout: float = 20.0) -> list[Event]:
-        """The events of ``source`` until every marker sent so far came from it (markers left out)."""
+        """The events of ``source`` until every marker sent so far came from it (the markers left out)."""
+        if not self.sent:
+            return []
 
         def done(events: list[Event]) -> bool:
-            return sum(is_sentinel(e) for e in events) == self.sent
+            return sum(map(is_sentinel, events)) == self.sent
 
         return [e for e in await collect_until(source, done, timeout) if not is_sentinel(e)]

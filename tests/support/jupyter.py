@@ -152,7 +152,7 @@ class JupyterLab:
                 kernels = []
             if kernels and all(k["execution_state"] == "idle" for k in kernels):
                 return
-            time.sleep(0.1)
+            time.sleep(0.1)  # the polling interval of that condition
         raise TimeoutError(f"kernels not idle within {timeout} s: {self.kernels()}")
 
     def start(self, timeout: float = 60.0) -> JupyterLab:
@@ -185,7 +185,7 @@ class JupyterLab:
                 self.api("GET", "/api/status")
                 return self
             except (OSError, urllib.error.URLError):
-                time.sleep(0.1)
+                time.sleep(0.1)  # polling until the server answers (a subprocess: no event to wait on)
         raise TimeoutError(f"JupyterLab did not answer within {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
