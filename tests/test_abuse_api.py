@@ -333,7 +333,10 @@ def test_bad_repeatability_keys_are_400(wire: Wire, key: str) -> None:
         "/chat/threads",
         params={"api-version": CHAT_VERSION},
         json={"topic": "t"},
-        headers={"Authorization": f"Bearer {alice.token}", "repeatability-request-id": key.encode()},
+        headers={
+            b"Authorization": f"Bearer {alice.token}".encode(),
+            b"repeatability-request-id": key.encode(),
+        },
     )
     assert_error(response, 400, "repeatability-request-id", code="InvalidRepeatabilityRequestId")
 

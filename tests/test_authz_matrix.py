@@ -94,8 +94,8 @@ class Cast:
 @pytest.fixture(scope="module")
 def cast() -> Iterator[Cast]:
     with Emulator() as emu, Wire(emu) as wire:
-        users = [wire.new_user() for _ in range(4)]
-        c = Cast(wire, emu, *users)
+        owner, bystander, newcomer, nonmember = users = [wire.new_user() for _ in range(4)]
+        c = Cast(wire, emu, owner, bystander, newcomer, nonmember)
         c.tokens = [u.token for u in users]
         yield c
         print(f"\nauthorisation matrix: {c.asserted} cases asserted")

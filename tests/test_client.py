@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -253,7 +253,9 @@ async def test_participants(ann: Party, ben: Party, party_factory: Any) -> None:
     failed = await aw(thread.add_participants([chatnb.ChatParticipant(carol.user, display_name="Carol")]))
     assert failed == []
 
-    ghost = chatnb.ChatParticipant("8:acs:00000000-0000-0000-0000-000000000000_ghost")
+    ghost = chatnb.ChatParticipant(
+        chatnb.CommunicationUserIdentifier("8:acs:00000000-0000-0000-0000-000000000000_ghost")
+    )
     failed = await aw(thread.add_participants([ghost]))
     assert len(failed) == 1 and failed[0][0] == ghost
     assert isinstance(failed[0][1], chatnb.ChatError) and failed[0][1].target == ghost.identifier.raw_id
@@ -417,6 +419,11 @@ async def test_token_refresher_is_used_before_expiry(
     assert without.get_token().token == expiring  # no refresher: the token as given
 
 
+def returning(value: object) -> Callable[[], object]:
+    """A token refresher that returns ``value``."""
+    return lambda: value
+
+
 def test_refresher_results_of_every_shape() -> None:
     far = fake_jwt(seconds=7200)
     official_like = SimpleNamespace(token=far, expires_on="2099-01-01T00:00:00.0000000+00:00")
@@ -426,7 +433,7 @@ def test_refresher_results_of_every_shape() -> None:
         (SimpleNamespace(token=far, expires_on=4_102_444_800), datetime(2100, 1, 1, tzinfo=timezone.utc)),
     ]:
         credential = chatnb.CommunicationTokenCredential(
-            fake_jwt(seconds=60), token_refresher=lambda r=result: r
+            fake_jwt(seconds=60), token_refresher=returning(result)
         )
         token = credential.get_token()
         assert token.token == far and token.expires_on == expected

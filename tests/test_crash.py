@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatnb.emulator.server import DB_NAME
+from chatnb.location import DB_NAME
 from tests.support.processes import ServerProcess
 from tests.support.wire import User, Wire, q
 
@@ -148,8 +148,8 @@ def crash_cycles(tmp_path: Path, cycles: int) -> Ledger:
                 server.kill()  # mid-burst: the writers are still sending
                 for w in writers:
                     w.join(30)
-                for w in wires:
-                    w.close()
+                for wire in wires:
+                    wire.close()
                 assert ledger.count() >= target, "the writers stopped before the kill"
                 assert ledger.in_doubt == WRITERS, "every writer was still writing when the server died"
         finally:

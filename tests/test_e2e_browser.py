@@ -151,7 +151,12 @@ def test_chat_panels_in_the_browser(lab: JupyterLab, browser: Any, ui: str) -> N
     started = time.monotonic()
     page = browser.new_page(viewport={"width": 1500, "height": 1300})
     errors: list[str] = []  # errors thrown by the widgets' module (anywidget loads it from a blob: URL)
-    page.on("pageerror", lambda exc: "blob:" in (exc.stack or "") and errors.append(f"{exc}\n{exc.stack}"))
+
+    def on_error(exc: Any) -> None:
+        if "blob:" in (exc.stack or ""):
+            errors.append(f"{exc}\n{exc.stack}")
+
+    page.on("pageerror", on_error)
     shots = artifacts_dir()
     try:
         page.goto(lab.notebook_url(f"chat_{ui}.ipynb", ui))

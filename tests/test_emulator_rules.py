@@ -424,7 +424,7 @@ def test_emulator_survives_a_non_ascii_header_value(wire: Wire) -> None:
     response = wire.http.get(
         "/chat/threads",
         params={"api-version": "2024-03-07"},
-        headers={"Authorization": b"Bearer caf\xe9"},
+        headers={b"Authorization": b"Bearer caf\xe9"},
     )
     assert_error(response, 401)
 

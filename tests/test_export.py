@@ -21,7 +21,7 @@ from chatnb.cli import main
 from chatnb.emulator import Emulator
 from chatnb.emulator.seed import seed_messages
 from tests.support.clients import new_chat_user
-from tests.support.export import SYSTEM, RichThread, assert_same_rows, expected, rich_thread
+from tests.support.export import SYSTEM, RichThread, assert_same_rows, expected, local_files, rich_thread
 
 FORMATS = ["parquet", "csv", "jsonl", "html"]
 HTML_COLUMNS = [
@@ -84,7 +84,7 @@ def test_every_format_round_trips(rich: RichThread, tmp_path: Path, fmt: str) ->
     assert got["content"][texts].tolist() == want["content"][texts].tolist()
     assert got["content"][want["type"].eq("html")].tolist() == ["Hi therex"]  # sanitised: no script
     assert got["content"][deleted | want["type"].isin(SYSTEM)].isna().all()
-    page = result.files[0].read_text()
+    page = local_files(result)[0].read_text()
     assert "<script" not in page and "javascript:" not in page and "alert(" not in page
     assert html.escape(rich.topic) in page and "changed the topic to" in page
     assert "&lt;b&gt;" in page  # text content is escaped, not markup
@@ -143,9 +143,9 @@ def test_partition_by_month_is_readable_by_pandas_pyarrow_and_duckdb(
     result = chatnb.export_history(
         chat, tmp_path, threads=thread_id, partition_by="month", results_per_page=25, progress=False
     )
-    months = sorted({p.parent.name for p in result.files})
+    months = sorted({p.parent.name for p in local_files(result)})
     assert months == ["month=2024-01", "month=2024-02", "month=2024-03"]
-    assert all(p.parent.parent.name.startswith("thread_id=19%3A") for p in result.files)
+    assert all(p.parent.parent.name.startswith("thread_id=19%3A") for p in local_files(result))
     by_pandas = pd.read_parquet(tmp_path)
     assert set(by_pandas["thread_id"].astype(str)) == {thread_id}
     assert by_pandas.groupby(by_pandas["month"].astype(str)).size().to_dict() == {
@@ -158,10 +158,12 @@ def test_partition_by_month_is_readable_by_pandas_pyarrow_and_duckdb(
     )
     assert table.num_rows == 29
     glob = str(tmp_path / "**" / "*.parquet")
-    rows = duckdb.sql(
+    relation = duckdb.sql(
         f"SELECT month, thread_id, count(*) FROM read_parquet('{glob}', hive_partitioning=true) "
         "GROUP BY ALL ORDER BY month"
-    ).fetchall()
+    )
+    assert relation is not None
+    rows = relation.fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [
         ("2024-01", thread_id, 31),
         ("2024-02", thread_id, 29),

@@ -17,7 +17,7 @@ import chatnb
 from chatnb.emulator import Emulator
 from chatnb.export._state import STATE_NAME
 from tests.support.clients import new_chat_user
-from tests.support.export import Rewriting, modes, token_of
+from tests.support.export import Rewriting, local_files, modes, token_of
 
 ALL_FORMATS = ["parquet", "csv", "jsonl", "html", "markdown"]
 
@@ -101,7 +101,7 @@ def test_the_export_never_writes_or_deletes_through_symbolic_links(
     (target / "part-r0001-00001.parquet").write_text("someone else's too")
     out.mkdir()
     first = chatnb.export_history(user, out, threads=other.thread_id, format="jsonl", progress=False)
-    thread_folder = first.files[0].parent.name.replace(other.thread_id.replace(":", "%3A"), "")
+    thread_folder = local_files(first)[0].parent.name.replace(other.thread_id.replace(":", "%3A"), "")
     assert thread_folder == "thread_id="
     folder = out / ("thread_id=" + linked.thread_id.replace(":", "%3A"))
     folder.symlink_to(target, target_is_directory=True)

@@ -323,8 +323,9 @@ def test_pacer_keeps_to_the_documented_list_limits() -> None:
 def test_shared_budget_counts_requests_in_flight() -> None:
     now = [0.0]
     budget = Budget(clock=lambda: now[0])
-    slots = [budget.admit("get-thread") for _ in range(50)]  # 50 workers ask at once: all admitted
-    assert all(isinstance(s, Slot) for s in slots)
+    admitted = [budget.admit("get-thread") for _ in range(50)]  # 50 workers ask at once: all admitted
+    slots = [s for s in admitted if isinstance(s, Slot)]
+    assert len(slots) == len(admitted)
     wait = budget.admit("get-thread")
     assert isinstance(wait, float) and 0 < wait < 1  # the 51st waits for answers, not a guessed window
     now[0] = 2.0

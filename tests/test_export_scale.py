@@ -215,6 +215,7 @@ def test_markdown_transcript_is_inert_and_in_order(emulator: Emulator, tmp_path:
     [md] = tmp_path.rglob("transcript.md")
     text = md.read_text()
     rendered = mistune.html(text)
+    assert isinstance(rendered, str)
     assert "<a " not in rendered and "<img" not in rendered and "<script" not in rendered
     assert rendered.count("<h1>") == 1 and "<li>" not in rendered and "<strong>Mallory" in rendered
     assert "<code>" not in rendered and "<em>" not in rendered.replace("<em>message deleted</em>", "")

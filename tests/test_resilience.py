@@ -438,8 +438,11 @@ async def test_push_delivers_every_event_once_while_connects_are_faulted(
             for batch in range(cuts + 1):
                 # Sent while the stream is down or refused: it must catch up with Last-Event-ID.
                 sent += [await a.send(thread, f"m{batch}.{i}") for i in range(per_batch)]
-                total = len(sent)
-                await collect_until(stream, lambda es, k=total: received(es) >= k, into=events)
+
+                def caught_up(events: list[Event], total: int = len(sent)) -> bool:
+                    return received(events) >= total
+
+                await collect_until(stream, caught_up, into=events)
                 if batch < cuts:
                     relay.cut()  # for real
             events += await Sentinels.by(a, b).collect(stream)  # nothing may come twice

@@ -289,9 +289,10 @@ def test_serve_takes_the_access_key_from_the_environment_or_stdin(how: str, tmp_
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     env = {**os.environ, "CHATNB_ACCESS_KEY": key} if how == "environment" else dict(os.environ)
     args = [] if how == "environment" else ["--access-key", "-"]
+    command = [sys.executable, "-m", "chatnb", "serve", "--in-memory", *args]
     with (tmp_path / "out").open("w") as out:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "chatnb", "serve", "--in-memory", *args],
+            command,
             stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env, text=True,
         )  # fmt: skip
     try:
@@ -308,7 +309,7 @@ def test_serve_takes_the_access_key_from_the_environment_or_stdin(how: str, tmp_
         assert info["connection_string"].endswith(";accesskey=" + key)
         with Wire.connect(info["connection_string"], info["ca_cert"]) as wire:
             assert wire.create_user().status_code == 201  # signed with that key
-        assert key not in (tmp_path / "out").read_text() and key not in " ".join(serve.args)
+        assert key not in (tmp_path / "out").read_text() and key not in " ".join(command)
     finally:
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 0

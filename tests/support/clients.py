@@ -10,7 +10,7 @@ import pandas as pd
 import chatnb
 from chatnb.emulator import Emulator
 
-__all__ = ["assert_schema", "aw", "closing", "collect", "new_chat_user", "new_user_token"]
+__all__ = ["assert_schema", "aw", "closing", "collect", "new_chat_user", "new_user_token", "text_of"]
 
 
 async def aw(value: Any) -> Any:
@@ -55,3 +55,8 @@ def new_chat_user(emu: Emulator) -> tuple[chatnb.ChatClient, str]:
     """A sync chat client of a new user of ``emu``, and the user's id (close the client when done)."""
     user_id, token = new_user_token(emu)
     return chatnb.ChatClient(emu.endpoint, token), user_id
+
+
+def text_of(message: chatnb.ChatMessage) -> str | None:
+    """The text of ``message`` (``None`` for a message without content)."""
+    return None if message.content is None else message.content.message

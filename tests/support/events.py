@@ -182,7 +182,7 @@ class Sentinels:
         for _ in range(count):
             await self.send()
             await async_wait_until(
-                lambda k=self.sent: sum(map(is_sentinel, events)) >= k, "the sentinel", timeout
+                lambda: sum(map(is_sentinel, events)) >= self.sent, "the sentinel", timeout
             )
 
     async def drain(self, source: AsyncIterator[Event], timeout: float = 20.0) -> list[Event]:

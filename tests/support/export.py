@@ -27,6 +27,7 @@ __all__ = [
     "assert_same_rows",
     "expected",
     "file_bytes",
+    "local_files",
     "modes",
     "rich_thread",
     "run_until_killed",
@@ -65,7 +66,9 @@ def rich_thread(emu: Emulator, *, messages: int = 40) -> RichThread:
         chat_message_type="html",
         sender_display_name="Ann",
     )
-    thread.add_participants([chatnb.ChatParticipant(other_id, display_name="Bob")])
+    thread.add_participants(
+        [chatnb.ChatParticipant(chatnb.CommunicationUserIdentifier(other_id), display_name="Bob")]
+    )
     other.get_chat_thread_client(thread.thread_id).send_message("hello from Bob", sender_display_name="Bob")
     thread.update_message(ids[3], "line 3, edited")
     thread.delete_message(ids[4])
@@ -92,7 +95,8 @@ def expected(
         thread_id=pd.array([thread.thread_id] * len(frame), dtype="string"),
         thread_topic=pd.array([topic] * len(frame), dtype="string"),
     )
-    return frame.reset_index(drop=True)
+    result: pd.DataFrame = frame.reset_index(drop=True)
+    return result
 
 
 def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, columns: list[str] | None = None) -> None:
@@ -100,6 +104,13 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, columns: list[str] |
     got = got.sort_values(["thread_id", "sequence_id"]).reset_index(drop=True)
     want = want.sort_values(["thread_id", "sequence_id"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got[cols], want[cols], check_dtype=True)
+
+
+def local_files(result: chatnb.ExportResult) -> list[Path]:
+    """The files of an export to a local folder (paths, where a remote export has URLs)."""
+    paths = [f for f in result.files if isinstance(f, Path)]
+    assert len(paths) == len(result.files), result.files
+    return paths
 
 
 def file_bytes(paths: list[Any]) -> dict[str, bytes]:

@@ -253,7 +253,7 @@ def chromium(base: Path) -> Iterator[Any]:
 
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: run .ci/setup-extras (apt-get install chromium)")
-    env = {
+    env: dict[str, str | float | bool] = {
         **os.environ,
         "XDG_CONFIG_HOME": str(base / "xdg_config_home"),
         "XDG_CACHE_HOME": str(base / "xdg_cache_home"),

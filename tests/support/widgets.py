@@ -19,8 +19,10 @@ import comm
 from comm.base_comm import BaseComm
 
 import chatnb
+from chatnb.widgets import Job
+from chatnb.widgets._base import ChatWidget
 
-__all__ = ["Chat", "FrontEnd"]
+__all__ = ["Chat", "FrontEnd", "load_job"]
 
 
 @dataclass
@@ -36,7 +38,13 @@ class Chat:
         return user.thread(self.thread_id)
 
 
-class _RecordingComm(BaseComm):  # type: ignore[misc]
+def load_job(widget: ChatWidget) -> Job:
+    """The job loading ``widget``'s first content (a widget that loads has one from its constructor)."""
+    assert widget.load_job is not None, f"{type(widget).__name__} has no load job"
+    return widget.load_job
+
+
+class _RecordingComm(BaseComm):
     def __init__(self, front_end: FrontEnd, *args: Any, **kwargs: Any) -> None:
         self.front_end = front_end
         super().__init__(*args, **kwargs)
