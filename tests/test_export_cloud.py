@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,14 +73,24 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         fs.mkdir("chat")
         yield {"connection_string": cs}
     finally:
+        # Azurite closes its service at once, then lingers while a client keeps a connection open (the
+        # pooled ones of adlfs, in this process): once it says it is closed, nothing is left to it.
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        said = threading.Thread(target=_until_closed, args=(proc,), daemon=True)
+        said.start()
+        said.join(15)
+        proc.kill()
+        proc.wait(5)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _until_closed(proc: subprocess.Popen[str]) -> None:
+    """Read Azurite's output until it says its service is closed (or its output ends)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "successfully closed" in line:
+            return
 
 
 @pytest.fixture
