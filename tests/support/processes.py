@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 import pytest
@@ -32,9 +32,36 @@ from tests.support.net import Response, read_response, request_bytes
 from tests.support.waiting import wait_until
 from tests.support.wire import Wire
 
-__all__ = ["EmulatorProcess", "Served", "ServerProcess", "announcement", "serve_command"]
+__all__ = [
+    "EmulatorProcess",
+    "Served",
+    "ServerProcess",
+    "announcement",
+    "close_streams",
+    "end",
+    "serve_command",
+]
 
 START_TIMEOUT_S = 30.0
+
+
+def end(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, grace: float = 15.0) -> int:
+    """Send ``sig`` to ``process`` if it still runs, wait ``grace`` seconds for it to end, then SIGKILL it;
+    its exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(10)
+
+
+def close_streams(*streams: IO[Any] | None) -> None:
+    """Close each of ``streams`` that is open (pipes of a process, files it wrote to)."""
+    for stream in streams:
+        if stream is not None and not stream.closed:
+            stream.close()
 
 
 def announcement(pid: int) -> dict[str, Any]:
@@ -129,12 +156,8 @@ class Served:
         return rc, "\n".join(rest), self.process.stderr.read()
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        end(self.process, signal.SIGKILL)
+        close_streams(self.process.stdout, self.process.stderr)
 
     def __enter__(self) -> Served:
         return self
@@ -194,27 +217,14 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no chance to flush, close or clean up."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self._close()
+        end(self.process, signal.SIGKILL)
+        close_streams(self._out, self._err)
 
     def stop(self) -> int:
         """SIGTERM, as ``kill`` would send; returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait(10)
-        self._close()
+        code = end(self.process)
+        close_streams(self._out, self._err)
         return code
-
-    def _close(self) -> None:
-        for f in (self._out, self._err):
-            if not f.closed:
-                f.close()
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -337,18 +347,10 @@ class EmulatorProcess:
         return response
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        end(self.process)
         for pump in self._pumps:
             pump.join(10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        close_streams(self.process.stdout, self.process.stderr)
 
     def __enter__(self) -> EmulatorProcess:
         return self

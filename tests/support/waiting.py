@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
@@ -23,10 +23,7 @@ def wait_until(
     condition: Callable[[], object], what: str, timeout: float = 30.0, interval: float = 0.01
 ) -> None:
     """Wait for ``condition()`` to be truthy (checked every ``interval`` s) or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout} s")
+    for _ in _checks(condition, what, timeout):
         time.sleep(interval)
 
 
@@ -34,11 +31,17 @@ async def async_wait_until(
     condition: Callable[[], object], what: str, timeout: float = 30.0, interval: float = 0.01
 ) -> None:
     """:func:`wait_until` for a coroutine: the event loop runs while it waits."""
+    for _ in _checks(condition, what, timeout):
+        await asyncio.sleep(interval)
+
+
+def _checks(condition: Callable[[], object], what: str, timeout: float) -> Iterator[None]:
+    """One item each time ``condition()`` is still false; the test fails once ``timeout`` has passed."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {timeout} s")
-        await asyncio.sleep(interval)
+        yield
 
 
 def clock_tick() -> datetime:
