@@ -234,6 +234,8 @@ def test_chat_panels_in_the_browser(lab: JupyterLab, browser: Any, ui: str) -> N
         geeta_box.fill("While you were away")
         geeta_box.press("Enter")
         expect(geeta.locator(".chatnb-msg", has_text="While you were away")).to_have_count(1, timeout=WAIT_MS)
+        # Jack's view has it too, while still out of sight (its copy may come after Geeta's).
+        expect(jack.locator(".chatnb-msg", has_text="While you were away")).to_have_count(1, timeout=WAIT_MS)
         expect(page.locator(".chatnb-panel-jack .chatnb-view")).to_be_hidden()
         jack.evaluate("p => { p.style.display = ''; }")
         divider = jack.locator(".chatnb-row", has=page.locator(".chatnb-unread"))
