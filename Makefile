@@ -2,7 +2,7 @@
 #   make run        the main job: the quickstart against the embedded emulator (installs only `.[run]`)
 #   make test       the whole test suite (what CI runs: bash .ci/run also runs it on Python 3.10 and 3.13)
 #   make test-long  the long variants (load, crash, fuzz at full size)
-#   make lint       the generated sync shells are current + ruff + mypy
+#   make lint       the generated sync shells are current + ruff + mypy (chatnb/ and tests/) + the import contract
 #   make lab        JupyterLab on the notebooks (as root too: it adds --allow-root; LAB_ARGS for more)
 #   make bench      every benchmark in bench/
 #   make docs       the documentation site into docs/_build/html (warnings are errors), then its link check
@@ -56,7 +56,8 @@ lint: $(STAMP)
 	$(PY) scripts/unasync.py --check
 	$(VENV)/bin/ruff check chatnb tests bench docs/conf.py docs/_ext scripts/check_links.py
 	$(VENV)/bin/ruff format --check chatnb tests bench docs/conf.py docs/_ext scripts/check_links.py
-	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy  # chatnb/ strict, tests/ with check_untyped_defs (pyproject.toml)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_import_contract.py tests/test_emulator_layout.py
 
 lab: $(LAB_STAMP)
 	$(PY) -m jupyter lab notebooks $(ALLOW_ROOT) $(LAB_ARGS)

@@ -33,7 +33,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "tests"))  # the browser helpers: e2e_helpers (JupyterLab, Chromium)
+sys.path.insert(0, str(ROOT))  # the browser helpers: tests.support.jupyter (JupyterLab, Chromium)
 
 FILLER = "lorem ipsum dolor sit amet " * 4
 PANEL_MAX = 1_000  # Panel builds ~13 messages/s here: larger feeds take minutes
@@ -246,9 +246,8 @@ OBSERVE = """() => {
 
 
 def measure_browser(impl: str, n: int, sends: int, main_tree: Path | None) -> dict[str, Any]:
-    from e2e_helpers import JupyterLab, chromium, write_notebook
-
     import chatnb
+    from tests.support.jupyter import JupyterLab, chromium, write_notebook
 
     with tempfile.TemporaryDirectory(prefix="chatnb-bench-browser-") as tmp:
         base = Path(tmp)

@@ -386,7 +386,3 @@ class RequestBuilder:
         """The API version of a request that needs the 2025-03-15 features (metadata, retention) when
         ``needed``."""
         return max(self.api_version, METADATA_API_VERSION) if needed else self.api_version
-
-
-# The former private names, for modules not yet moved to the public ones (session.py uses _text).
-_text = check_text

@@ -177,7 +177,7 @@ class Session:
             ValueError: for an empty name.
             LocationError: if ``users.json`` is corrupt (it is never replaced; the message names it).
         """
-        name = _core._text(name, "name").strip()
+        name = _core.check_text(name, "name").strip()
         if name in self._users:
             return self._users[name]
         with _location.named_users(self.location) as users:

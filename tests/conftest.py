@@ -1,14 +1,22 @@
-"""Shared fixtures: a real emulator on a free loopback port, and a clean environment."""
+"""The shared fixtures (one definition each): a real emulator on a free loopback port, a clean
+environment, raw wire access and its users, an identity client, event actors, widget test rigs.
+
+What they are built from lives in ``tests/support/``.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+import chatnb
 from chatnb.emulator import Emulator
+from tests.support.events import Actor
+from tests.support.widgets import Chat, FrontEnd
+from tests.support.wire import User, Wire
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -68,3 +76,72 @@ def reference() -> Path:
     if not REFERENCE.is_dir():
         pytest.fail(f"reference material missing at {REFERENCE}")
     return REFERENCE
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``CHATNB_HOME`` of the test's own (not created: chatnb makes it)."""
+    monkeypatch.setenv("CHATNB_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+# -- raw wire access ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wire(emulator: Emulator) -> Iterator[Wire]:
+    """Raw HTTP to the session's emulator: signed Identity calls, Bearer Chat calls."""
+    with Wire(emulator) as w:
+        yield w
+
+
+@pytest.fixture
+def alice(wire: Wire) -> User:
+    """A new user with a chat token."""
+    return wire.new_user()
+
+
+@pytest.fixture
+def bob(wire: Wire) -> User:
+    """Another new user with a chat token."""
+    return wire.new_user()
+
+
+# -- clients ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def identity(emulator: Emulator) -> Iterator[chatnb.CommunicationIdentityClient]:
+    """chatnb's sync identity client of the session's emulator."""
+    with chatnb.CommunicationIdentityClient.from_connection_string(emulator.connection_string) as client:
+        yield client
+
+
+@pytest.fixture
+async def actors(emulator: Emulator) -> AsyncIterator[tuple[Actor, Actor, Actor]]:
+    """Ann, Bob and Cy: new users making raw (async) Chat calls."""
+    a, b, c = Actor(emulator, "Ann"), Actor(emulator, "Bob"), Actor(emulator, "Cy")
+    yield a, b, c
+    for actor in (a, b, c):
+        await actor.aclose()
+
+
+# -- widgets ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chat(emulator: Emulator, home: Path) -> Iterator[Chat]:
+    """Jack and Geeta in a new thread, through ``chatnb.connect``; their streams stopped afterwards."""
+    session = chatnb.connect(emulator.connection_string)
+    jack, geeta = session.user("Jack"), session.user("Geeta")
+    thread = jack.create_thread("Widgets", participants=[geeta])
+    yield Chat(session, jack, geeta, thread.thread_id)
+    for user in session.users.values():
+        user.chat_client.stop_realtime_notifications()
+    session.close()
+
+
+@pytest.fixture
+def front(monkeypatch: pytest.MonkeyPatch) -> FrontEnd:
+    """The stand-in browser, recording every widget made during the test."""
+    return FrontEnd().install(monkeypatch)

@@ -14,7 +14,6 @@ import sqlite3
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,9 @@ import pytest
 
 from chatnb._time import format_rfc3339, parse_rfc3339, to_us
 from chatnb.emulator import Emulator, ServerLimits
-from tests.abuse_helpers import read_response, request_bytes, wait_until
-from tests.wire_helpers import CHAT_VERSION, Wire, assert_error, q
-
-
-@pytest.fixture(scope="module")
-def wire(emulator: Emulator) -> Iterator[Wire]:
-    with Wire(emulator) as w:
-        yield w
+from tests.support.net import read_response, request_bytes
+from tests.support.waiting import wait_until
+from tests.support.wire import CHAT_VERSION, Wire, assert_error, q
 
 
 def test_405_says_what_it_is_and_what_is_allowed(wire: Wire) -> None:
@@ -339,7 +333,10 @@ def test_bad_repeatability_keys_are_400(wire: Wire, key: str) -> None:
         "/chat/threads",
         params={"api-version": CHAT_VERSION},
         json={"topic": "t"},
-        headers={"Authorization": f"Bearer {alice.token}", "repeatability-request-id": key.encode()},
+        headers={
+            b"Authorization": f"Bearer {alice.token}".encode(),
+            b"repeatability-request-id": key.encode(),
+        },
     )
     assert_error(response, 400, "repeatability-request-id", code="InvalidRepeatabilityRequestId")
 

@@ -20,8 +20,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.abuse_helpers import EmulatorProcess, read_response, request_bytes, wait_until
-from tests.wire_helpers import CHAT_VERSION, IDENTITY_VERSION, User, Wire, q
+from tests.support.net import read_response, request_bytes
+from tests.support.processes import EmulatorProcess
+from tests.support.waiting import wait_until
+from tests.support.wire import CHAT_VERSION, IDENTITY_VERSION, User, Wire, q
 
 IDENTITIES = f"/identities?api-version={IDENTITY_VERSION}"
 THREADS = f"/chat/threads?api-version={CHAT_VERSION}"
@@ -155,12 +157,12 @@ def slowloris(server: EmulatorProcess, partial: int, idle: int, bare: int) -> di
         held += [("bare", server.tcp(timeout=30)) for _ in range(bare)]
         opened = server.open_files()
         assert server.ask("GET", THREADS).status == 401  # the server answers meanwhile
-        answers = {kind: [] for kind in ("partial", "idle", "bare")}
-        for kind, sock in held:
-            answers[kind].append(closed_by_server(sock))
+        answers: dict[str, list[bytes]] = {kind: [] for kind in ("partial", "idle", "bare")}
+        for kind, conn in held:
+            answers[kind].append(closed_by_server(conn))
     finally:
-        for _, sock in held:
-            sock.close()
+        for _, conn in held:
+            conn.close()
     assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers["partial"]), answers["partial"][:2]
     assert all(a == b"" for a in answers["idle"] + answers["bare"])
     wait_until(lambda: server.open_files() <= baseline + 2, "the server closing its files")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +24,11 @@ from typing import Any
 import httpx
 import pytest
 
-from chatnb._time import format_rfc3339
+from chatnb._time import format_rfc3339, to_us
 from chatnb.emulator import Emulator
 from chatnb.emulator.auth import TokenIssuer
-from tests.wire_helpers import CHAT_VERSION, User, Wire, q
+from tests.support.waiting import clock_tick
+from tests.support.wire import CHAT_VERSION, User, Wire, q
 
 CALLERS = ("none", "garbage", "forged", "expired", "revoked", "deleted", "nonmember", "removed", "hidden")
 
@@ -94,8 +94,8 @@ class Cast:
 @pytest.fixture(scope="module")
 def cast() -> Iterator[Cast]:
     with Emulator() as emu, Wire(emu) as wire:
-        users = [wire.new_user() for _ in range(4)]
-        c = Cast(wire, emu, *users)
+        owner, bystander, newcomer, nonmember = users = [wire.new_user() for _ in range(4)]
+        c = Cast(wire, emu, owner, bystander, newcomer, nonmember)
         c.tokens = [u.token for u in users]
         yield c
         print(f"\nauthorisation matrix: {c.asserted} cases asserted")
@@ -118,8 +118,7 @@ def _scene(cast: Cast, caller: str) -> Scene:
         extra.append(wire.new_user())
     thread = wire.create_thread(cast.owner, topic, cast.bystander, removed, *extra)
     message = wire.send(thread, cast.owner, content)
-    time.sleep(0.002)  # the hidden member's history starts strictly after M
-    share_from = format_rfc3339(int(time.time() * 1_000_000))
+    share_from = format_rfc3339(to_us(clock_tick()))  # the hidden member's history starts strictly after M
     added = wire.chat(
         "POST",
         f"/chat/threads/{q(thread)}/participants/:add",

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,8 +20,10 @@ import pytest
 
 import chatnb
 from chatnb.emulator import Emulator
-from tests.kernel_helpers import chatnb_command, free_port
-from tests.serve_helpers import ServerProcess
+from tests.support.kernel import chatnb_command
+from tests.support.net import free_port
+from tests.support.processes import ServerProcess
+from tests.support.waiting import wait_until
 
 
 def one_line(result: subprocess.CompletedProcess[str], code: int = 2) -> str:
@@ -218,10 +219,12 @@ def test_ctrl_c_during_an_export_says_how_to_resume(tmp_path: Path) -> None:
         command = [sys.executable, "-m", "chatnb", "export", "--all", "--format", "jsonl", "--page-size", "1"]
         command += ["--out", str(out), "--no-progress", "--connection-string", server.connection_string]
         export_run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60  # until the server has answered its first page of messages
-        while "/messages?" not in server.output() and export_run.poll() is None:
-            assert time.monotonic() < deadline, "the export asked for no messages"
-            time.sleep(0.02)
+        wait_until(  # until the server has answered its first page of messages
+            lambda: "/messages?" in server.output() or export_run.poll() is not None,
+            "the export's first request for messages",
+            60,
+            interval=0.02,
+        )
         export_run.send_signal(signal.SIGINT)  # 19 pages of 100 ms to go
         stdout, stderr = export_run.communicate(timeout=60)
     result = subprocess.CompletedProcess(command, export_run.returncode, stdout, stderr)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -16,19 +15,15 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from client_helpers import assert_schema, aw, closing, collect, fake_jwt
 
 import chatnb
 import chatnb.aio
 import chatnb.credential
 from chatnb import frames
 from chatnb.emulator import Emulator
-
-
-@pytest.fixture(scope="module")
-def identity(emulator: Emulator) -> Iterator[chatnb.CommunicationIdentityClient]:
-    with chatnb.CommunicationIdentityClient.from_connection_string(emulator.connection_string) as client:
-        yield client
+from tests.support.clients import assert_schema, aw, closing, collect
+from tests.support.tokens import fake_jwt
+from tests.support.waiting import clock_tick, wait_until
 
 
 @dataclass
@@ -72,12 +67,12 @@ async def party_factory(
 
 
 @pytest.fixture
-def alice(party_factory: Any) -> Party:
+def ann(party_factory: Any) -> Party:
     return party_factory()  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def bob(party_factory: Any) -> Party:
+def ben(party_factory: Any) -> Party:
     return party_factory()  # type: ignore[no-any-return]
 
 
@@ -98,60 +93,57 @@ async def new_thread(owner: Party, *others: Party, topic: str = "Lunch") -> Any:
 # -- threads ---------------------------------------------------------------------------------------
 
 
-async def test_thread_lifecycle(alice: Party, bob: Party) -> None:
+async def test_thread_lifecycle(ann: Party, ben: Party) -> None:
     result = await aw(
-        alice.chat.create_chat_thread("Lunch", [chatnb.ChatParticipant(bob.user, display_name="Bob")])
+        ann.chat.create_chat_thread("Lunch", [chatnb.ChatParticipant(ben.user, display_name="Bob")])
     )
     props = result.chat_thread
     assert isinstance(result, chatnb.CreateChatThreadResult) and result.errors is None
-    assert props.topic == "Lunch" and props.created_by == alice.user
+    assert props.topic == "Lunch" and props.created_by == ann.user
     assert props.created_on.tzinfo is not None and props.deleted_on is None
-    thread = alice.thread(props.id)
+    thread = ann.thread(props.id)
     assert thread.thread_id == props.id
 
     await aw(thread.update_topic("Dinner"))
-    assert (await aw(bob.thread(props.id).get_properties())).topic == "Dinner"
+    assert (await aw(ben.thread(props.id).get_properties())).topic == "Dinner"
 
-    threads = await aw(alice.chat.list_chat_threads())
+    threads = await aw(ann.chat.list_chat_threads())
     assert_schema(threads, frames.THREAD_COLUMNS)
     assert threads.set_index("id").loc[props.id, "topic"] == "Dinner"
-    items = await collect(bob.chat.iter_chat_threads(results_per_page=1))
+    items = await collect(ben.chat.iter_chat_threads(results_per_page=1))
     assert [i.id for i in items] == [props.id] and isinstance(items[0], chatnb.ChatThreadItem)
 
-    await aw(alice.chat.delete_chat_thread(props.id))
-    await aw(alice.chat.delete_chat_thread(props.id))  # idempotent
-    after = (await aw(alice.chat.list_chat_threads())).set_index("id")
+    await aw(ann.chat.delete_chat_thread(props.id))
+    await aw(ann.chat.delete_chat_thread(props.id))  # idempotent
+    after = (await aw(ann.chat.list_chat_threads())).set_index("id")
     assert props.id not in after.index or pd.notna(after.loc[props.id, "deleted_on"])
     with pytest.raises(chatnb.NotFoundError) as info:
         await aw(thread.get_properties())
     assert info.value.status_code == 404
 
 
-async def test_list_chat_threads_since(alice: Party) -> None:
-    old = (await aw(alice.chat.create_chat_thread("Old"))).chat_thread.id
-    await asyncio.sleep(0.01)
-    since = datetime.now(timezone.utc)
-    new = (await aw(alice.chat.create_chat_thread("New"))).chat_thread.id
-    assert list((await aw(alice.chat.list_chat_threads(start_time=since)))["id"]) == [new]
-    await aw(alice.thread(old).send_message("revived"))
-    recent = await aw(alice.chat.list_chat_threads(start_time=since))
+async def test_list_chat_threads_since(ann: Party) -> None:
+    old = (await aw(ann.chat.create_chat_thread("Old"))).chat_thread.id
+    since = clock_tick()
+    new = (await aw(ann.chat.create_chat_thread("New"))).chat_thread.id
+    assert list((await aw(ann.chat.list_chat_threads(start_time=since)))["id"]) == [new]
+    await aw(ann.thread(old).send_message("revived"))
+    recent = await aw(ann.chat.list_chat_threads(start_time=since))
     assert list(recent["id"]) == [old, new]  # most recently active first
     assert recent["last_message_received_on"].iloc[0] >= since
 
 
-async def test_create_is_idempotent_with_a_token(alice: Party) -> None:
-    first = await aw(alice.chat.create_chat_thread("Once", idempotency_token="same-request"))
-    again = await aw(alice.chat.create_chat_thread("Once", idempotency_token="same-request"))
-    other = await aw(alice.chat.create_chat_thread("Once"))
+async def test_create_is_idempotent_with_a_token(ann: Party) -> None:
+    first = await aw(ann.chat.create_chat_thread("Once", idempotency_token="same-request"))
+    again = await aw(ann.chat.create_chat_thread("Once", idempotency_token="same-request"))
+    other = await aw(ann.chat.create_chat_thread("Once"))
     assert first.chat_thread.id == again.chat_thread.id != other.chat_thread.id
 
 
-async def test_thread_metadata_and_retention(alice: Party) -> None:
+async def test_thread_metadata_and_retention(ann: Party) -> None:
     policy = chatnb.ChatRetentionPolicy.thread_creation_date(30)
-    result = await aw(
-        alice.chat.create_chat_thread("Kept", metadata={"team": "red"}, retention_policy=policy)
-    )
-    thread = alice.thread(result.chat_thread.id)
+    result = await aw(ann.chat.create_chat_thread("Kept", metadata={"team": "red"}, retention_policy=policy))
+    thread = ann.thread(result.chat_thread.id)
     props = await aw(thread.get_properties())
     assert props.metadata == {"team": "red"} and props.retention_policy == policy
     await aw(thread.update_properties(metadata={"floor": "3"}))
@@ -161,16 +153,16 @@ async def test_thread_metadata_and_retention(alice: Party) -> None:
 # -- messages ---------------------------------------------------------------------------------------
 
 
-async def test_message_round_trip_edit_and_delete(alice: Party, bob: Party) -> None:
-    thread = await new_thread(alice, bob)
+async def test_message_round_trip_edit_and_delete(ann: Party, ben: Party) -> None:
+    thread = await new_thread(ann, ben)
     sent = await aw(thread.send_message("hello", sender_display_name="Alice", metadata={"k": "v"}))
     html = await aw(thread.send_message("<b>hi</b>", chat_message_type=chatnb.ChatMessageType.HTML))
     doomed = await aw(thread.send_message("oops"))
     assert isinstance(sent, chatnb.SendChatMessageResult) and sent.id
 
-    message = await aw(bob.thread(thread.thread_id).get_message(sent.id))
+    message = await aw(ben.thread(thread.thread_id).get_message(sent.id))
     assert message.type is chatnb.ChatMessageType.TEXT and message.content.message == "hello"
-    assert message.sender == alice.user and message.sender_display_name == "Alice"
+    assert message.sender == ann.user and message.sender_display_name == "Alice"
     assert message.metadata == {"k": "v"} and message.edited_on is None
     assert (await aw(thread.get_message(html.id))).type is chatnb.ChatMessageType.HTML
 
@@ -187,23 +179,22 @@ async def test_message_round_trip_edit_and_delete(alice: Party, bob: Party) -> N
     by_id = frame.set_index("id")
     assert by_id.loc[sent.id, "content"] == "hello, edited" and pd.notna(by_id.loc[sent.id, "edited_on"])
     assert by_id.loc[sent.id, "metadata"] == {"k": "v", "k2": "v2"}
-    assert by_id.loc[sent.id, "sender_id"] == alice.user.raw_id
+    assert by_id.loc[sent.id, "sender_id"] == ann.user.raw_id
     assert pd.isna(by_id.loc[doomed.id, "content"]) and pd.notna(by_id.loc[doomed.id, "deleted_on"])
     added, topic = frame.iloc[0], frame.iloc[1]
-    assert sorted(added["participant_ids"]) == sorted([alice.user.raw_id, bob.user.raw_id])
-    assert added["initiator_id"] == alice.user.raw_id and topic["topic"] == "Lunch"
+    assert sorted(added["participant_ids"]) == sorted([ann.user.raw_id, ben.user.raw_id])
+    assert added["initiator_id"] == ann.user.raw_id and topic["topic"] == "Lunch"
 
     models = await collect(thread.iter_messages(results_per_page=2))
     assert [m.id for m in models] == list(frame["id"])[::-1]  # newest first
     assert all(isinstance(m, chatnb.ChatMessage) for m in models)
-    assert models[-1].content.participants[0].identifier in (alice.user, bob.user)
+    assert models[-1].content.participants[0].identifier in (ann.user, ben.user)
 
 
-async def test_paging_and_start_time(alice: Party, emulator: Emulator) -> None:
-    thread = await new_thread(alice)
-    seed(emulator, thread.thread_id, alice.user.raw_id, 445)
-    await asyncio.sleep(0.01)
-    since = datetime.now(timezone.utc)
+async def test_paging_and_start_time(ann: Party, emulator: Emulator) -> None:
+    thread = await new_thread(ann)
+    seed(emulator, thread.thread_id, ann.user.raw_id, 445)
+    since = clock_tick()
     late = [(await aw(thread.send_message(f"late{i}"))).id for i in range(5)]
 
     frame = await aw(thread.list_messages(results_per_page=200))
@@ -219,10 +210,10 @@ async def test_paging_and_start_time(alice: Party, emulator: Emulator) -> None:
     assert (await aw(thread.list_messages(start_time=since + timedelta(days=1)))).empty
 
 
-async def test_list_uses_pages_of_200(alice: Party, emulator: Emulator, flavour: bool) -> None:
+async def test_list_uses_pages_of_200(ann: Party, emulator: Emulator, flavour: bool) -> None:
     requests: list[httpx.Request] = []
     context = ssl.create_default_context(cafile=str(emulator.ca_cert))
-    credential = chatnb.CommunicationTokenCredential(alice.token.token)
+    credential = chatnb.CommunicationTokenCredential(ann.token.token)
     if flavour:
 
         class CountingAsync(httpx.AsyncHTTPTransport):
@@ -244,7 +235,7 @@ async def test_list_uses_pages_of_200(alice: Party, emulator: Emulator, flavour:
     async with closing(chat):
         result = await aw(chat.create_chat_thread("Big"))
         thread = chat.get_chat_thread_client(result.chat_thread.id)
-        seed(emulator, thread.thread_id, alice.user.raw_id, 448)
+        seed(emulator, thread.thread_id, ann.user.raw_id, 448)
         requests.clear()
         frame = await aw(thread.list_messages())
     assert len(frame) == 450 and len(requests) == 3
@@ -256,20 +247,22 @@ async def test_list_uses_pages_of_200(alice: Party, emulator: Emulator, flavour:
 # -- participants, typing, read receipts -----------------------------------------------------------
 
 
-async def test_participants(alice: Party, bob: Party, party_factory: Any) -> None:
+async def test_participants(ann: Party, ben: Party, party_factory: Any) -> None:
     carol = party_factory()
-    thread = await new_thread(alice, bob)
+    thread = await new_thread(ann, ben)
     failed = await aw(thread.add_participants([chatnb.ChatParticipant(carol.user, display_name="Carol")]))
     assert failed == []
 
-    ghost = chatnb.ChatParticipant("8:acs:00000000-0000-0000-0000-000000000000_ghost")
+    ghost = chatnb.ChatParticipant(
+        chatnb.CommunicationUserIdentifier("8:acs:00000000-0000-0000-0000-000000000000_ghost")
+    )
     failed = await aw(thread.add_participants([ghost]))
     assert len(failed) == 1 and failed[0][0] == ghost
     assert isinstance(failed[0][1], chatnb.ChatError) and failed[0][1].target == ghost.identifier.raw_id
 
     frame = await aw(thread.list_participants())
     assert_schema(frame, frames.PARTICIPANT_COLUMNS)
-    assert set(frame["id"]) == {alice.user.raw_id, bob.user.raw_id, carol.user.raw_id}
+    assert set(frame["id"]) == {ann.user.raw_id, ben.user.raw_id, carol.user.raw_id}
     assert frame.set_index("id").loc[carol.user.raw_id, "display_name"] == "Carol"
     paged = await collect(thread.iter_participants(results_per_page=1))
     assert sorted(p.identifier.raw_id for p in paged) == sorted(frame["id"])
@@ -283,26 +276,26 @@ async def test_participants(alice: Party, bob: Party, party_factory: Any) -> Non
     assert list(added["participant_ids"].iloc[0]) == [carol.user.raw_id]
 
 
-async def test_typing_and_read_receipts(alice: Party, bob: Party) -> None:
-    thread = await new_thread(alice, bob)
+async def test_typing_and_read_receipts(ann: Party, ben: Party) -> None:
+    thread = await new_thread(ann, ben)
     assert_schema(await aw(thread.list_read_receipts()), frames.READ_RECEIPT_COLUMNS)
     assert await aw(thread.send_typing_notification()) is None
     assert await aw(thread.send_typing_notification(sender_display_name="Alice")) is None
     sent = await aw(thread.send_message("read me"))
-    await aw(bob.thread(thread.thread_id).send_read_receipt(sent.id))
+    await aw(ben.thread(thread.thread_id).send_read_receipt(sent.id))
 
     frame = await aw(thread.list_read_receipts())
     assert_schema(frame, frames.READ_RECEIPT_COLUMNS)
-    assert list(frame["sender_id"]) == [bob.user.raw_id] and list(frame["chat_message_id"]) == [sent.id]
+    assert list(frame["sender_id"]) == [ben.user.raw_id] and list(frame["chat_message_id"]) == [sent.id]
     receipts = await collect(thread.iter_read_receipts(results_per_page=1))
-    assert receipts[0].sender == bob.user and receipts[0].read_on.tzinfo is not None
+    assert receipts[0].sender == ben.user and receipts[0].read_on.tzinfo is not None
 
 
-async def test_empty_listings_are_typed_frames(alice: Party, party_factory: Any) -> None:
+async def test_empty_listings_are_typed_frames(ann: Party, party_factory: Any) -> None:
     loner = party_factory()
     assert_schema(await aw(loner.chat.list_chat_threads()), frames.THREAD_COLUMNS)
     assert (await aw(loner.chat.list_chat_threads())).empty
-    thread = await new_thread(alice)
+    thread = await new_thread(ann)
     future = datetime.now(timezone.utc) + timedelta(days=1)
     for frame, columns in [
         (await aw(thread.list_messages(start_time=future)), frames.MESSAGE_COLUMNS),
@@ -426,6 +419,11 @@ async def test_token_refresher_is_used_before_expiry(
     assert without.get_token().token == expiring  # no refresher: the token as given
 
 
+def returning(value: object) -> Callable[[], object]:
+    """A token refresher that returns ``value``."""
+    return lambda: value
+
+
 def test_refresher_results_of_every_shape() -> None:
     far = fake_jwt(seconds=7200)
     official_like = SimpleNamespace(token=far, expires_on="2099-01-01T00:00:00.0000000+00:00")
@@ -435,7 +433,7 @@ def test_refresher_results_of_every_shape() -> None:
         (SimpleNamespace(token=far, expires_on=4_102_444_800), datetime(2100, 1, 1, tzinfo=timezone.utc)),
     ]:
         credential = chatnb.CommunicationTokenCredential(
-            fake_jwt(seconds=60), token_refresher=lambda r=result: r
+            fake_jwt(seconds=60), token_refresher=returning(result)
         )
         token = credential.get_token()
         assert token.token == far and token.expires_on == expected
@@ -456,8 +454,7 @@ def test_concurrent_get_token_refreshes_once() -> None:
     credential = chatnb.CommunicationTokenCredential(fake_jwt(seconds=30), token_refresher=slow_refresh)
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(credential.get_token) for _ in range(8)]
-        while not calls:
-            time.sleep(0.001)
+        wait_until(lambda: calls, "the first refresh started")
         gate.set()
         tokens = {f.result().token for f in futures}
     assert calls == [1] and len(tokens) == 1

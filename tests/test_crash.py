@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chatnb.emulator.server import DB_NAME
-from tests.serve_helpers import ServerProcess
-from tests.wire_helpers import User, Wire, q
+from chatnb.location import DB_NAME
+from tests.support.processes import ServerProcess
+from tests.support.wire import User, Wire, q
 
 WRITERS = 4
 
@@ -148,8 +148,8 @@ def crash_cycles(tmp_path: Path, cycles: int) -> Ledger:
                 server.kill()  # mid-burst: the writers are still sending
                 for w in writers:
                     w.join(30)
-                for w in wires:
-                    w.close()
+                for wire in wires:
+                    wire.close()
                 assert ledger.count() >= target, "the writers stopped before the kill"
                 assert ledger.in_doubt == WRITERS, "every writer was still writing when the server died"
         finally:

@@ -10,12 +10,12 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from client_helpers import fake_jwt
 
 import chatnb
 import chatnb._polling
 import chatnb.aio
 from chatnb._tokens import token_expiry, token_user_id
+from tests.support.tokens import fake_jwt
 
 RETRY_LOG = re.compile(
     r"background token refresh failed \((\w+): (.*)\); trying again in ([\d.]+) s \(failure 1\)"

@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import AXE, JupyterLab, artifacts_dir, chromium, write_notebook
+
+from tests.support.jupyter import AXE, JupyterLab, artifacts_dir, chromium, write_notebook
 
 pytestmark = pytest.mark.e2e
 
@@ -150,7 +151,12 @@ def test_chat_panels_in_the_browser(lab: JupyterLab, browser: Any, ui: str) -> N
     started = time.monotonic()
     page = browser.new_page(viewport={"width": 1500, "height": 1300})
     errors: list[str] = []  # errors thrown by the widgets' module (anywidget loads it from a blob: URL)
-    page.on("pageerror", lambda exc: "blob:" in (exc.stack or "") and errors.append(f"{exc}\n{exc.stack}"))
+
+    def on_error(exc: Any) -> None:
+        if "blob:" in (exc.stack or ""):
+            errors.append(f"{exc}\n{exc.stack}")
+
+    page.on("pageerror", on_error)
     shots = artifacts_dir()
     try:
         page.goto(lab.notebook_url(f"chat_{ui}.ipynb", ui))
@@ -228,6 +234,8 @@ def test_chat_panels_in_the_browser(lab: JupyterLab, browser: Any, ui: str) -> N
         geeta_box.fill("While you were away")
         geeta_box.press("Enter")
         expect(geeta.locator(".chatnb-msg", has_text="While you were away")).to_have_count(1, timeout=WAIT_MS)
+        # Jack's view has it too, while still out of sight (its copy may come after Geeta's).
+        expect(jack.locator(".chatnb-msg", has_text="While you were away")).to_have_count(1, timeout=WAIT_MS)
         expect(page.locator(".chatnb-panel-jack .chatnb-view")).to_be_hidden()
         jack.evaluate("p => { p.style.display = ''; }")
         divider = jack.locator(".chatnb-row", has=page.locator(".chatnb-unread"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,26 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from chatnb._time import parse_rfc3339
-from chatnb.emulator import Emulator
-from tests.wire_helpers import User, Wire, assert_error, q
+from tests.support.wire import User, Wire, assert_error, q
 
 TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?Z")
-
-
-@pytest.fixture(scope="module")
-def wire(emulator: Emulator) -> Iterator[Wire]:
-    with Wire(emulator) as w:
-        yield w
-
-
-@pytest.fixture
-def alice(wire: Wire) -> User:
-    return wire.new_user()
-
-
-@pytest.fixture
-def bob(wire: Wire) -> User:
-    return wire.new_user()
 
 
 def _ident(user: User) -> dict[str, Any]:

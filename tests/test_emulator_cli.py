@@ -15,7 +15,9 @@ import pytest
 from chatnb.cli import main
 from chatnb.emulator import Emulator, stop_announced
 from chatnb.emulator.certs import ensure_certificate
-from tests.wire_helpers import LogRecords, Served, Wire, q
+from tests.support.logs import LogRecords
+from tests.support.processes import Served
+from tests.support.wire import Wire, q
 
 
 @pytest.fixture

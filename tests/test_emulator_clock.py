@@ -21,7 +21,8 @@ from chatnb.emulator import Emulator
 from chatnb.emulator.clock import Clock, ClockError
 from chatnb.errors import AuthenticationError, NotFoundError
 from chatnb.models import ChatRetentionPolicy
-from tests.wire_helpers import Served, Wire, assert_error, q
+from tests.support.processes import Served
+from tests.support.wire import Wire, assert_error, q
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from chatnb.cli import main
 from chatnb.emulator import Emulator
 from chatnb.emulator.app import routes
 from chatnb.emulator.coverage import NOT_IMPLEMENTED, api_versions_table, operations, operations_table
-from tests.wire_helpers import Wire, assert_error, q
+from tests.support.wire import Wire, assert_error, q
 
 TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "emulator" / "api-versions.md"
 START, END = "<!-- operations:start -->", "<!-- operations:end -->"

@@ -5,28 +5,21 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Iterator
 from email.utils import formatdate
 
 import httpx
 import pytest
 
 from chatnb._signing import content_hash, hmac_headers, sign_request
-from chatnb.emulator import Emulator
 from chatnb.emulator.auth import verify_hmac
 from chatnb.emulator.errors import Unauthorized
-from tests.wire_helpers import IDENTITY_VERSION, Wire, assert_error, jwt_payload, q
+from tests.support.tokens import jwt_payload
+from tests.support.wire import IDENTITY_VERSION, Wire, assert_error, q
 
 VECTOR_KEY = base64.b64decode("ZW11bGF0b3ItdGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZg==")
 VECTOR_DATE = "Thu, 26 Nov 2026 12:00:00 GMT"
 VECTOR_HOST = "127.0.0.1:8443"
 HMAC_PREFIX = "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature="
-
-
-@pytest.fixture(scope="module")
-def wire(emulator: Emulator) -> Iterator[Wire]:
-    with Wire(emulator) as w:
-        yield w
 
 
 def _thread_list(wire: Wire, token: str) -> int:

@@ -11,93 +11,49 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "chatnb" / "emulator"
-# pure helpers the emulator shares with the client; nothing else of chatnb
-# Pure helpers the emulator shares with the client; chatnb.location owns the files of a location and
-# the registry of running emulators, and imports neither the emulator nor the client.
-SHARED = {"chatnb._time", "chatnb._signing", "chatnb.location"}
+from tests.support.imports import EMULATOR_SHARES, FUNCTION, ROOT, Import, all_imports, find_cycle, graph
+
+PACKAGE = ROOT / "chatnb" / "emulator"
 MAX_LINES = 400
 
 
-def modules() -> dict[str, ast.Module]:
-    return {path.stem: ast.parse(path.read_text(), str(path)) for path in sorted(PACKAGE.glob("*.py"))}
-
-
-def imported(tree: ast.Module) -> list[tuple[str, list[str], bool]]:
-    """``(absolute module, names, at module level)`` of every import in ``tree`` (in functions too)."""
-    found: list[tuple[str, list[str], bool]] = []
-
-    def walk(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.Import):
-                found.extend((alias.name, [], not in_function) for alias in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                found.extend(resolve(child, not in_function))
-            walk(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
-
-    walk(tree, False)
-    return found
-
-
-def resolve(node: ast.ImportFrom, at_top: bool) -> list[tuple[str, list[str], bool]]:
-    names = [alias.name for alias in node.names]
-    if node.level == 0:
-        return [(node.module or "", names, at_top)]
-    base = ".".join([*["chatnb", "emulator"][: 3 - node.level], *([node.module] if node.module else [])])
-    if node.module is None:  # "from . import chat" imports modules
-        return [(f"{base}.{name}", [], at_top) for name in names]
-    return [(base, names, at_top)]
+def modules() -> dict[str, list[Import]]:
+    """The imports of each emulator module."""
+    return all_imports("chatnb.emulator")
 
 
 def test_no_import_cycles_inside_the_emulator() -> None:
-    trees = modules()
-    graph = {
-        name: {m.rsplit(".", 1)[1] for m, _, _ in imported(tree) if m.startswith("chatnb.emulator.")}
-        for name, tree in trees.items()
+    inside = {
+        name: {m for m in targets if m.startswith("chatnb.emulator")}
+        for name, targets in graph(modules(), lazy=True).items()
     }
-    state: dict[str, str] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = "open"
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == "open":
-                pytest.fail("import cycle: " + " -> ".join([*path[path.index(nxt) :], nxt]))
-            if nxt not in state:
-                visit(nxt, [*path, nxt])
-        state[node] = "done"
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
+    cycle = find_cycle(inside)
+    if cycle:
+        pytest.fail("import cycle: " + " -> ".join(cycle))
 
 
 def test_no_function_level_imports_of_chatnb() -> None:
-    late = [
-        f"{name}: {module}"
-        for name, tree in modules().items()
-        for module, _, at_top in imported(tree)
-        if not at_top and module.startswith("chatnb")
-    ]
+    late = [str(i) for items in modules().values() for i in items if i.how == FUNCTION]
     assert late == []
 
 
 def test_the_emulator_imports_nothing_of_the_client() -> None:
     outside = {
-        f"{name}: {module}"
-        for name, tree in modules().items()
-        for module, _, _ in imported(tree)
-        if module.startswith("chatnb") and not module.startswith("chatnb.emulator") and module not in SHARED
+        str(i)
+        for items in modules().values()
+        for i in items
+        if not i.module.startswith("chatnb.emulator")
+        and not any(i.module == s or i.module.startswith(s + ".") for s in EMULATOR_SHARES)
     }
     assert outside == set()
 
 
 def test_no_private_name_crosses_a_module() -> None:
     private = [
-        f"{name}: {module}.{n}"
-        for name, tree in modules().items()
-        for module, names, _ in imported(tree)
-        if module.startswith("chatnb")
-        for n in names
+        f"{i}: {n}"
+        for items in modules().values()
+        for i in items
+        for n in i.names
         if n.startswith("_") and n != "__version__"
     ]
     assert private == []

@@ -10,7 +10,6 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,25 +17,8 @@ import jwt
 import pytest
 
 from chatnb._time import format_rfc3339, parse_rfc3339, to_us
-from chatnb.emulator import Emulator
 from chatnb.emulator.auth import TokenIssuer
-from tests.wire_helpers import User, Wire, assert_error, q
-
-
-@pytest.fixture(scope="module")
-def wire(emulator: Emulator) -> Iterator[Wire]:
-    with Wire(emulator) as w:
-        yield w
-
-
-@pytest.fixture
-def alice(wire: Wire) -> User:
-    return wire.new_user()
-
-
-@pytest.fixture
-def bob(wire: Wire) -> User:
-    return wire.new_user()
+from tests.support.wire import User, Wire, assert_error, q
 
 
 def _operations(tid: str, mid: str, other: User) -> list[tuple[str, str, Any]]:
@@ -442,7 +424,7 @@ def test_emulator_survives_a_non_ascii_header_value(wire: Wire) -> None:
     response = wire.http.get(
         "/chat/threads",
         params={"api-version": "2024-03-07"},
-        headers={"Authorization": b"Bearer caf\xe9"},
+        headers={b"Authorization": b"Bearer caf\xe9"},
     )
     assert_error(response, 401)
 

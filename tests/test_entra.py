@@ -14,8 +14,9 @@ import chatnb.aio
 from chatnb import ChatClient, CommunicationIdentityClient
 from chatnb.emulator import Emulator
 from chatnb.errors import AuthenticationError
-from tests.entra_helpers import SCOPE, StaticCredential, entra_token
-from tests.wire_helpers import Served, Wire
+from tests.support.entra import SCOPE, StaticCredential, entra_token
+from tests.support.processes import Served
+from tests.support.wire import Wire
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_the_sync_client_works_with_a_token_credential(entra: Emulator) -> None:
 
 async def test_the_async_client_works_with_sync_and_async_token_credentials(entra: Emulator) -> None:
     class AsyncCredential(StaticCredential):
-        async def get_token(self, *scopes: str, **kwargs: object):  # type: ignore[no-untyped-def,override]
+        async def get_token(self, *scopes: str, **kwargs: object):  # type: ignore[override]
             return super().get_token(*scopes)
 
     for credential in (StaticCredential(), AsyncCredential()):

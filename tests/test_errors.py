@@ -13,22 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
-from client_helpers import aw, fake_jwt
 
 import chatnb
 import chatnb.aio
 from chatnb._core import RetryPolicy, parse_retry_after
 from chatnb.emulator import Emulator
+from tests.support.clients import aw
+from tests.support.tokens import fake_jwt
 
 FAST = RetryPolicy(backoff_factor=0.0)
 ENDPOINT = "https://acs.example.test"
 TOKEN = fake_jwt(seconds=3600)
-
-
-@pytest.fixture(scope="module")
-def identity(emulator: Emulator) -> Any:
-    with chatnb.CommunicationIdentityClient.from_connection_string(emulator.connection_string) as client:
-        yield client
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ from chatnb.cli import main
 from chatnb.emulator import Emulator
 from chatnb.errors import AuthenticationError, BadRequestError, NotFoundError
 from chatnb.eventgrid import EventGridSubscriptions, Receiver
-from tests.wire_helpers import Served
+from chatnb.events import ChatThreadCreatedEvent
+from tests.support.events import of
+from tests.support.processes import Served
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def test_subscriptions_are_added_listed_and_removed_with_the_access_key(emu: Emu
         _, token = identity.create_user_and_token(["chat"])
         with ChatClient(emu.endpoint, token.token) as chat:
             chat.create_chat_thread("managed")
-        assert rx.wait_for("ChatThreadCreated")[0].properties.topic == "managed"
+        assert of(ChatThreadCreatedEvent, rx.wait_for("ChatThreadCreated"))[0].topic == "managed"
         assert emu.event_grid.wait_idle(10)  # the emulator has counted the webhook's answer
         listed = subs.list()
         assert list(listed["name"]) == ["notebook"] and listed["delivered"].iloc[0] >= 1
@@ -86,8 +88,8 @@ def test_chatnb_serve_delivers_to_its_event_grid_option(tmp_path: Path) -> None:
             _, token = identity.create_user_and_token(["chat"])
             with ChatClient(served.endpoint, token.token, connection_verify=served.ca_cert) as chat:
                 chat.create_chat_thread("from the command line")
-            event = rx.wait_for("ChatThreadCreated")[0]
-            assert event.properties.topic == "from the command line"
+            [event] = of(ChatThreadCreatedEvent, rx.wait_for("ChatThreadCreated"))
+            assert event.topic == "from the command line"
             assert rx.deliveries[-1].headers["aeg-subscription-name"] == "FROM-CLI"
             identity.close()
 

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
-from events_support import new_user
 
 from chatnb import ChatClient, ChatParticipant, CommunicationTokenCredential, CommunicationUserIdentifier, aio
 from chatnb.emulator import Emulator
 from chatnb.events import ChatMessageReceivedEvent, Event
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
-async def async_wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+from chatnb.realtime import EventStream
+from tests.support.clients import new_user_token
+from tests.support.events import collect_until
+from tests.support.waiting import async_wait_until, wait_until
 
 
 def messages(events: list[Event]) -> list[str | None]:
@@ -34,7 +20,7 @@ def messages(events: list[Event]) -> list[str | None]:
 
 
 async def test_async_client_handlers_and_iterator(emulator: Emulator) -> None:
-    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    (_, a_token), (b, b_token) = new_user_token(emulator), new_user_token(emulator)
     async with (
         aio.ChatClient(emulator.endpoint, aio.CommunicationTokenCredential(a_token)) as ann,
         aio.ChatClient(emulator.endpoint, aio.CommunicationTokenCredential(b_token)) as bob,
@@ -64,7 +50,7 @@ async def test_async_client_handlers_and_iterator(emulator: Emulator) -> None:
 
 
 def test_sync_client_in_a_script_runs_a_background_thread(emulator: Emulator) -> None:
-    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    (_, a_token), (b, b_token) = new_user_token(emulator), new_user_token(emulator)
     with (
         ChatClient(emulator.endpoint, CommunicationTokenCredential(a_token)) as ann,
         ChatClient(emulator.endpoint, CommunicationTokenCredential(b_token)) as bob,
@@ -78,7 +64,7 @@ def test_sync_client_in_a_script_runs_a_background_thread(emulator: Emulator) ->
         )
         for text in ("one", "two", "three"):
             thread.send_message(text)
-        wait_for(lambda: len(got) == 3)
+        wait_until(lambda: len(got) == 3, "three messages handled", 10)
         bob.stop_realtime_notifications()
         assert got == [("chatnb-realtime", "one"), ("chatnb-realtime", "two"), ("chatnb-realtime", "three")]
         assert not any(t.name == "chatnb-realtime" and t.is_alive() for t in threading.enumerate())
@@ -87,7 +73,7 @@ def test_sync_client_in_a_script_runs_a_background_thread(emulator: Emulator) ->
 
 
 async def test_sync_client_in_a_notebook_cell_uses_the_kernel_loop(emulator: Emulator) -> None:
-    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    (_, a_token), (b, b_token) = new_user_token(emulator), new_user_token(emulator)
     with (
         ChatClient(emulator.endpoint, CommunicationTokenCredential(a_token)) as ann,
         ChatClient(emulator.endpoint, CommunicationTokenCredential(b_token)) as bob,
@@ -101,7 +87,7 @@ async def test_sync_client_in_a_notebook_cell_uses_the_kernel_loop(emulator: Emu
         assert not bob.realtime.connected
         thread.send_message("sent in the same cell, before the stream connected")
         stream = bob.events()
-        await async_wait_for(lambda: len(got) == 1)
+        await async_wait_until(lambda: len(got) == 1, "the message handled", 10)
         assert got == [
             (threading.current_thread().name, "sent in the same cell, before the stream connected")
         ]
@@ -119,7 +105,7 @@ async def test_sync_client_in_a_notebook_cell_uses_the_kernel_loop(emulator: Emu
 
 
 def test_sync_client_can_be_forced_to_poll(emulator: Emulator) -> None:
-    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    (_, a_token), (b, b_token) = new_user_token(emulator), new_user_token(emulator)
     with (
         ChatClient(emulator.endpoint, CommunicationTokenCredential(a_token)) as ann,
         ChatClient(emulator.endpoint, CommunicationTokenCredential(b_token)) as bob,
@@ -135,13 +121,13 @@ def test_sync_client_can_be_forced_to_poll(emulator: Emulator) -> None:
         assert bob.realtime.active_mode == "poll"
         thread.send_message("polled one")
         thread.send_message("polled two")
-        wait_for(lambda: len(got) == 2)
+        wait_until(lambda: len(got) == 2, "two messages handled", 10)
     assert got == ["polled one", "polled two"]
     assert not bob.realtime.running  # close() stopped the background thread
 
 
 async def test_a_handler_may_stop_the_notifications(emulator: Emulator) -> None:
-    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    (_, a_token), (b, b_token) = new_user_token(emulator), new_user_token(emulator)
     async with (
         aio.ChatClient(emulator.endpoint, aio.CommunicationTokenCredential(a_token)) as ann,
         aio.ChatClient(emulator.endpoint, aio.CommunicationTokenCredential(b_token)) as bob,
@@ -157,14 +143,19 @@ async def test_a_handler_may_stop_the_notifications(emulator: Emulator) -> None:
         created = await ann.create_chat_thread("stop", [ChatParticipant(CommunicationUserIdentifier(b))])
         thread = ann.get_chat_thread_client(created.chat_thread.id)
         await thread.send_message("stop now")
-        await async_wait_for(lambda: not bob.realtime.running)
+        await async_wait_until(lambda: not bob.realtime.running, "the notifications stopped", 10)
+        # Another stream of Bob's is the sentinel: once it has the message, Bob's subscribers all had it.
+        watcher = aiter(EventStream(emulator.endpoint, b_token))
+        assert (await anext(watcher)).kind == "realTimeNotificationConnected"
         await thread.send_message("not delivered")
-        await asyncio.sleep(0.2)
+        late = await collect_until(watcher, lambda es: messages(es) == ["not delivered"])
+        await watcher.aclose()
+        assert messages(late) == ["not delivered"]
         assert got == ["stop now"]
 
 
 def test_a_handler_on_the_background_thread_may_stop_the_notifications(emulator: Emulator) -> None:
-    (_, a_token), (b, b_token) = new_user(emulator), new_user(emulator)
+    (_, a_token), (b, b_token) = new_user_token(emulator), new_user_token(emulator)
     with (
         ChatClient(emulator.endpoint, CommunicationTokenCredential(a_token)) as ann,
         ChatClient(emulator.endpoint, CommunicationTokenCredential(b_token)) as bob,
@@ -181,11 +172,11 @@ def test_a_handler_on_the_background_thread_may_stop_the_notifications(emulator:
             ann.create_chat_thread("stop", [ChatParticipant(CommunicationUserIdentifier(b))]).chat_thread.id
         )
         thread.send_message("stop now")
-        wait_for(lambda: not bob.realtime.running)
+        wait_until(lambda: not bob.realtime.running, "the notifications stopped", 10)
         bob.off("chatMessageReceived", once)
         bob.on("chatMessageReceived", lambda e: got.append(e.message))
         bob.start_realtime_notifications()  # again, on a fresh thread
         thread.send_message("after a restart")
-        wait_for(lambda: len(got) == 2)
+        wait_until(lambda: len(got) == 2, "two messages handled", 10)
     assert got == ["stop now", "after a restart"]
     assert sum(t.name == "chatnb-realtime" and t.is_alive() for t in threading.enumerate()) == 0

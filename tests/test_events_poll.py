@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
-from events_support import Actor, collect_until
 
 from chatnb import _polling
 from chatnb.emulator import Emulator
@@ -24,10 +21,7 @@ from chatnb.events import (
     ReadReceiptReceivedEvent,
 )
 from chatnb.realtime import EventIterator, RealtimeNotifications
-
-
-def kinds(events: Sequence[Event]) -> list[str]:
-    return [e.kind for e in events]
+from tests.support.events import Actor, Sentinels, collect_until, kinds
 
 
 def chat(events: list[Event]) -> list[ChatEvent]:
@@ -50,14 +44,6 @@ def summary(event: Event) -> tuple[Any, ...]:
         getattr(event, "message", None),
         getattr(event, "sender", None),
     )
-
-
-@pytest.fixture
-async def actors(emulator: Emulator) -> AsyncIterator[tuple[Actor, Actor, Actor]]:
-    a, b, c = Actor(emulator, "Ann"), Actor(emulator, "Bob"), Actor(emulator, "Cy")
-    yield a, b, c
-    for actor in (a, b, c):
-        await actor.aclose()
 
 
 class Watch:
@@ -121,7 +107,9 @@ async def test_polling_gives_the_same_events_as_push(
     await b.delete(thread, second)
     await step("chatMessageDeleted")
     await push.until("chatMessageDeleted", 2)
-    await asyncio.sleep(0.5)  # five more rounds: nothing may be reported twice
+    sentinels = Sentinels.by(a, b)
+    poll.events += await sentinels.collect(poll.stream, 6)  # five more rounds: nothing may be reported twice
+    push.events += await sentinels.drain(push.stream)
     await push.engine.stop()
     await poll.engine.stop()
     push.events += [e async for e in push.stream]
@@ -151,7 +139,7 @@ async def test_polling_a_burst_reports_each_message_once_in_order(
     for i in range(450):
         await a.send(thread, f"m{i}")
     await watch.until("chatMessageReceived", 450)
-    await asyncio.sleep(0.4)
+    watch.events += await Sentinels.by(a, b).collect(watch.stream, 5)  # four more rounds
     await watch.engine.stop()
     watch.events += [e async for e in watch.stream]
     messages = [e.message for e in watch.events if isinstance(e, ChatMessageReceivedEvent)]
@@ -176,7 +164,7 @@ async def test_polling_sees_threads_come_and_go(
     await watch.until("participantsRemoved", 1)
     await a.delete_thread(fresh)
     await watch.until("chatThreadDeleted", 1)
-    await asyncio.sleep(0.3)
+    watch.events += await Sentinels.by(a, b).collect(watch.stream, 4)  # three more rounds
     await watch.engine.stop()
     events = chat(watch.events)
     assert kinds(events) == [

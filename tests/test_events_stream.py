@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-import time
-from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,10 +12,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
-from events_support import Actor, Relay, collect_until
 
 from chatnb._signing import hmac_headers
-from chatnb._time import format_rfc3339, now_us
+from chatnb._time import format_rfc3339, to_us
 from chatnb.credential import CommunicationTokenCredential
 from chatnb.emulator import Emulator
 from chatnb.errors import AuthenticationError
@@ -35,22 +32,13 @@ from chatnb.events import (
 )
 from chatnb.models import CommunicationUserIdentifier
 from chatnb.realtime import EventStream, RealtimeNotifications, RealtimeWarning, StreamUnavailable
-
-
-def kinds(events: Sequence[Event]) -> list[str]:
-    return [e.kind for e in events]
+from tests.support.events import Actor, Sentinels, collect_until, kinds
+from tests.support.relay import Relay
+from tests.support.waiting import async_wait_until, clock_tick
 
 
 def chat_events(events: list[Event]) -> list[ChatEvent]:
     return [e for e in events if isinstance(e, ChatEvent)]
-
-
-@pytest.fixture
-async def actors(emulator: Emulator) -> AsyncIterator[tuple[Actor, Actor, Actor]]:
-    a, b, c = Actor(emulator, "Ann"), Actor(emulator, "Bob"), Actor(emulator, "Cy")
-    yield a, b, c
-    for actor in (a, b, c):
-        await actor.aclose()
 
 
 async def test_every_event_type_in_order_exactly_once(
@@ -62,7 +50,7 @@ async def test_every_event_type_in_order_exactly_once(
     engine.on("chatMessageReceived", handled.append)
 
     async def async_handler(event: Event) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a handler that really awaits (what is under test), not a wait
         handled.append(event)
 
     engine.on("chatThreadDeleted", async_handler)
@@ -84,7 +72,7 @@ async def test_every_event_type_in_order_exactly_once(
     await a.delete_thread(other)
     await a.delete_thread(thread)
     events = await collect_until(stream, lambda es: "chatThreadDeleted" in kinds(es))
-    await asyncio.sleep(0.2)  # anything late (a duplicate, the other thread) would show up now
+    events += await Sentinels.by(a, b).collect(stream)  # anything late (a duplicate, the other thread)
     await engine.stop()
     events += [e async for e in stream]  # the iterator ends with the stop, after the final Disconnected
     assert kinds(events) == [
@@ -128,8 +116,7 @@ async def test_share_history_time_hides_older_messages(
     a, b, _ = actors
     thread = await a.create_thread("history")
     old = await a.send(thread, "before Bob")
-    await asyncio.sleep(0.01)
-    share = format_rfc3339(now_us())
+    share = format_rfc3339(to_us(clock_tick()))
     engine = RealtimeNotifications(emulator.endpoint, b.token, mode="push")
     stream = engine.events()
     await engine.start()
@@ -140,7 +127,7 @@ async def test_share_history_time_hides_older_messages(
     await a.delete(thread, old)
     await a.edit(thread, new, "new, edited")
     events = await collect_until(stream, lambda es: "chatMessageEdited" in kinds(es))
-    await asyncio.sleep(0.2)
+    events += await Sentinels.by(a, b).collect(stream)  # nothing more of the older message
     await engine.stop()
     assert kinds(chat_events(events)) == ["participantsAdded", "chatMessageReceived", "chatMessageEdited"]
     assert [getattr(e, "id", None) for e in chat_events(events)[1:]] == [new, new]
@@ -194,14 +181,16 @@ async def test_a_cut_in_a_burst_of_500_loses_and_duplicates_nothing(
                 if len(received) in (120, 330):  # cut for real, in the middle of the burst
                     relay.cut()
                     cuts += 1
-            # done once all 500 arrived and the stream is back after the second cut (events that were
-            # already buffered can arrive before the reconnect, which waits out the stream's retry:)
-            if len(received) == 500 and kinds(seen).count("realTimeNotificationConnected") >= 3:
-                return
+                if len(received) == 500:
+                    return
 
     consumer = asyncio.create_task(consume())
     sent = [await a.send(thread, f"m{i}") for i in range(500)]
     await asyncio.wait_for(consumer, 30)
+    # The marker comes after the last cut, on a new connection: nothing comes twice before it.
+    late = await Sentinels.by(a, b).collect(stream)
+    seen += late
+    received += [e.message or "" for e in late if isinstance(e, ChatMessageReceivedEvent)]
     await engine.stop()
     await relay.aclose()
     assert len(sent) == 500 and cuts == 2
@@ -293,9 +282,10 @@ async def test_the_token_is_refreshed_when_the_stream_ends_at_expiry(
     stream = engine.events()
     await engine.start()
     await a.send(thread, "early")
-    await asyncio.sleep(2.5)  # the first token expired: the emulator closed the stream
+    # Until the first token expired (2 s: the deadline under test) and the emulator closed the stream.
+    events = await collect_until(stream, lambda es: "realTimeNotificationDisconnected" in kinds(es))
     await a.send(thread, "late")
-    events = await collect_until(stream, lambda es: kinds(es).count("chatMessageReceived") == 2)
+    await collect_until(stream, lambda es: kinds(es).count("chatMessageReceived") == 2, into=events)
     await engine.stop()
     assert [e.message for e in events if isinstance(e, ChatMessageReceivedEvent)] == ["early", "late"]
     assert "realTimeNotificationDisconnected" in kinds(events)
@@ -313,9 +303,7 @@ async def test_revoked_tokens_stop_the_stream_with_an_error(emulator: Emulator) 
         base64.b64decode(emulator.access_key), "POST", path, urlsplit(emulator.endpoint).netloc, b""
     )
     assert (await b.http.post(path, headers=headers)).status_code == 204
-    deadline = time.monotonic() + 10
-    while engine.running and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await async_wait_until(lambda: not engine.running, "the stream stopped", 10)
     await b.aclose()
     assert isinstance(engine.error, AuthenticationError)
     assert isinstance(events[0], RealTimeNotificationDisconnected)

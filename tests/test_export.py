@@ -13,7 +13,6 @@ import jwt
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from export_helpers import SYSTEM, RichThread, assert_same_rows, expected, new_user, rich_thread
 
 import chatnb
 import chatnb.aio
@@ -21,6 +20,8 @@ from chatnb._time import to_us
 from chatnb.cli import main
 from chatnb.emulator import Emulator
 from chatnb.emulator.seed import seed_messages
+from tests.support.clients import new_chat_user
+from tests.support.export import SYSTEM, RichThread, assert_same_rows, expected, local_files, rich_thread
 
 FORMATS = ["parquet", "csv", "jsonl", "html"]
 HTML_COLUMNS = [
@@ -48,7 +49,7 @@ def rich(emulator: Emulator) -> Iterator[RichThread]:
 @pytest.fixture(scope="module")
 def old_history(emulator: Emulator) -> Iterator[tuple[chatnb.ChatClient, str, list[int]]]:
     """A thread with 90 messages seeded one a day from 2024-01-01: three months and a bit."""
-    chat, user_id = new_user(emulator)
+    chat, user_id = new_chat_user(emulator)
     thread_id = chat.create_chat_thread("Archive").chat_thread.id
     t0 = to_us(datetime(2024, 1, 1, 12, tzinfo=timezone.utc))
     times = [t0 + day * 86_400_000_000 for day in range(90)]
@@ -83,7 +84,7 @@ def test_every_format_round_trips(rich: RichThread, tmp_path: Path, fmt: str) ->
     assert got["content"][texts].tolist() == want["content"][texts].tolist()
     assert got["content"][want["type"].eq("html")].tolist() == ["Hi therex"]  # sanitised: no script
     assert got["content"][deleted | want["type"].isin(SYSTEM)].isna().all()
-    page = result.files[0].read_text()
+    page = local_files(result)[0].read_text()
     assert "<script" not in page and "javascript:" not in page and "alert(" not in page
     assert html.escape(rich.topic) in page and "changed the topic to" in page
     assert "&lt;b&gt;" in page  # text content is escaped, not markup
@@ -142,9 +143,9 @@ def test_partition_by_month_is_readable_by_pandas_pyarrow_and_duckdb(
     result = chatnb.export_history(
         chat, tmp_path, threads=thread_id, partition_by="month", results_per_page=25, progress=False
     )
-    months = sorted({p.parent.name for p in result.files})
+    months = sorted({p.parent.name for p in local_files(result)})
     assert months == ["month=2024-01", "month=2024-02", "month=2024-03"]
-    assert all(p.parent.parent.name.startswith("thread_id=19%3A") for p in result.files)
+    assert all(p.parent.parent.name.startswith("thread_id=19%3A") for p in local_files(result))
     by_pandas = pd.read_parquet(tmp_path)
     assert set(by_pandas["thread_id"].astype(str)) == {thread_id}
     assert by_pandas.groupby(by_pandas["month"].astype(str)).size().to_dict() == {
@@ -157,10 +158,12 @@ def test_partition_by_month_is_readable_by_pandas_pyarrow_and_duckdb(
     )
     assert table.num_rows == 29
     glob = str(tmp_path / "**" / "*.parquet")
-    rows = duckdb.sql(
+    relation = duckdb.sql(
         f"SELECT month, thread_id, count(*) FROM read_parquet('{glob}', hive_partitioning=true) "
         "GROUP BY ALL ORDER BY month"
-    ).fetchall()
+    )
+    assert relation is not None
+    rows = relation.fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [
         ("2024-01", thread_id, 31),
         ("2024-02", thread_id, 29),
@@ -175,7 +178,7 @@ def test_partition_by_month_is_readable_by_pandas_pyarrow_and_duckdb(
 
 
 def test_every_thread_of_the_user(fresh_emulator: Emulator, tmp_path: Path) -> None:
-    chat, _ = new_user(fresh_emulator)
+    chat, _ = new_chat_user(fresh_emulator)
     ids = []
     for n in range(3):
         thread = chat.get_chat_thread_client(chat.create_chat_thread(f"topic {n}").chat_thread.id)

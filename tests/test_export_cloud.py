@@ -8,10 +8,10 @@ import base64
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,19 +19,15 @@ from typing import Any
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
-from export_helpers import new_user, run_until_killed, token_of
 
 import chatnb
 from chatnb.emulator import Emulator
+from tests.support.clients import new_chat_user
+from tests.support.export import run_until_killed, token_of
+from tests.support.net import free_port
 
 AZURITE = Path(__file__).parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 ACCOUNT = "chatnbtest"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +35,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     """Azurite's blob service in memory on a free port, with an account and key of this test's own."""
     assert AZURITE.exists(), "run `bash .ci/setup-extras` (npm ci in tests/azurite)"
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    port = _free_port()
+    port = free_port()
     workspace = tmp_path_factory.mktemp("azurite")
     proc = subprocess.Popen(
         [
@@ -78,19 +74,29 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         fs.mkdir("chat")
         yield {"connection_string": cs}
     finally:
+        # Azurite closes its service at once, then lingers while a client keeps a connection open (the
+        # pooled ones of adlfs, in this process): once it says it is closed, nothing is left to it.
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        said = threading.Thread(target=_until_closed, args=(proc,), daemon=True)
+        said.start()
+        said.join(15)
+        proc.kill()
+        proc.wait(5)
         if proc.stdout is not None:
             proc.stdout.close()
 
 
+def _until_closed(proc: subprocess.Popen[str]) -> None:
+    """Read Azurite's output until it says its service is closed (or its output ends)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "successfully closed" in line:
+            return
+
+
 @pytest.fixture
 def history(emulator: Emulator) -> Any:
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     tcs = []
     for n in range(3):
         tc = chat.get_chat_thread_client(chat.create_chat_thread(f"Cloud {n}").chat_thread.id)
@@ -111,7 +117,7 @@ _KILLED = textwrap.dedent(
         with lock:
             sys.stdout.write(f"{p.total_pages}\\n")
             sys.stdout.flush()
-        time.sleep(0.01)
+        time.sleep(0.01)  # a drip: the export is slowed so that the kill lands inside a page
     with chatnb.ChatClient(endpoint, token, connection_verify=ca) as chat:
         chatnb.export_history(chat, out, threads=ids, format=["parquet", "jsonl"], incremental=True,
                               progress=False, results_per_page=5, rows_per_file=10, batch_rows=10,

@@ -12,18 +12,19 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from export_helpers import Rewriting, modes, new_user, token_of
 
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.export._state import STATE_NAME
+from tests.support.clients import new_chat_user
+from tests.support.export import Rewriting, local_files, modes, token_of
 
 ALL_FORMATS = ["parquet", "csv", "jsonl", "html", "markdown"]
 
 
 @pytest.fixture
 def user(emulator: Emulator) -> Any:
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     yield chat
     chat.close()
 
@@ -100,7 +101,7 @@ def test_the_export_never_writes_or_deletes_through_symbolic_links(
     (target / "part-r0001-00001.parquet").write_text("someone else's too")
     out.mkdir()
     first = chatnb.export_history(user, out, threads=other.thread_id, format="jsonl", progress=False)
-    thread_folder = first.files[0].parent.name.replace(other.thread_id.replace(":", "%3A"), "")
+    thread_folder = local_files(first)[0].parent.name.replace(other.thread_id.replace(":", "%3A"), "")
     assert thread_folder == "thread_id="
     folder = out / ("thread_id=" + linked.thread_id.replace(":", "%3A"))
     folder.symlink_to(target, target_is_directory=True)
@@ -168,7 +169,7 @@ def test_csv_formulas_are_neutralised_and_read_back_as_sent(user: chatnb.ChatCli
 
 
 def test_lone_surrogates_are_replaced_and_counted_in_every_format(emulator: Emulator, tmp_path: Path) -> None:
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     tc = _thread(chat, "Topic SURROGATE", "bad SURROGATE here", "fine", name="Ann SURROGATE")
     # the emulator refuses lone surrogates; a service that sends them is this rewrite of its answers
     transport = Rewriting(emulator, out={}, back={b"SURROGATE": b"\\ud800"})
@@ -192,7 +193,7 @@ def test_lone_surrogates_are_replaced_and_counted_in_every_format(emulator: Emul
 
 
 def test_thread_ids_too_long_for_a_file_name_are_shortened_stably(emulator: Emulator, tmp_path: Path) -> None:
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     short = _thread(chat, "Short", "s1")
     real = _thread(chat, "Long", "l1", "l2")
     long_id = "19:" + "a" * 287 + "@thread.v2"  # 300 characters

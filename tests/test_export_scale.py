@@ -17,11 +17,12 @@ import httpx
 import mistune
 import pandas as pd
 import pytest
-from export_helpers import assert_same_rows, expected, new_user, run_until_killed, token_of
 
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.export._state import STATE_NAME
+from tests.support.clients import new_chat_user
+from tests.support.export import assert_same_rows, expected, run_until_killed, token_of
 
 Threads = tuple[chatnb.ChatClient, list[chatnb.ChatThreadClient]]
 
@@ -29,7 +30,7 @@ Threads = tuple[chatnb.ChatClient, list[chatnb.ChatThreadClient]]
 @pytest.fixture
 def threads(emulator: Emulator) -> Any:
     """One user with four threads of 25 to 40 messages."""
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     tcs = []
     for n in range(4):
         tc = chat.get_chat_thread_client(chat.create_chat_thread(f"Thread {n}").chat_thread.id)
@@ -100,7 +101,7 @@ _KILLED = textwrap.dedent(
         with lock:  # on_page runs in the workers' threads
             sys.stdout.write(f"{p.total_pages}\n")
             sys.stdout.flush()
-        time.sleep(0.002)
+        time.sleep(0.002)  # a drip: the export is slowed so that the kill lands inside a page
     chatnb.export_history(chat, out, threads=ids, format=fmt, incremental=True, progress=False,
                           results_per_page=5, rows_per_file=10, batch_rows=10, include_system=True,
                           concurrency=4, on_page=on_page)
@@ -195,7 +196,7 @@ def test_several_formats_from_one_listing(threads: Threads, tmp_path: Path) -> N
 
 
 def test_markdown_transcript_is_inert_and_in_order(emulator: Emulator, tmp_path: Path) -> None:
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     tc = chat.get_chat_thread_client(
         chat.create_chat_thread("Links [x](http://t.example) # h").chat_thread.id
     )
@@ -214,6 +215,7 @@ def test_markdown_transcript_is_inert_and_in_order(emulator: Emulator, tmp_path:
     [md] = tmp_path.rglob("transcript.md")
     text = md.read_text()
     rendered = mistune.html(text)
+    assert isinstance(rendered, str)
     assert "<a " not in rendered and "<img" not in rendered and "<script" not in rendered
     assert rendered.count("<h1>") == 1 and "<li>" not in rendered and "<strong>Mallory" in rendered
     assert "<code>" not in rendered and "<em>" not in rendered.replace("<em>message deleted</em>", "")
@@ -278,7 +280,7 @@ def test_latency_delays_every_response_without_blocking_the_server(tmp_path: Pat
             t0 = time.perf_counter()
             http.get(emu.endpoint.rstrip("/") + "/chat/threads")  # 401, delayed all the same
             assert time.perf_counter() - t0 >= latency
-        chat, _ = new_user(emu)
+        chat, _ = new_chat_user(emu)
         # ten requests at once: each waits its round trip, none waits for the others (async sleep)
         times: list[float] = []
 

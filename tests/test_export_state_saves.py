@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_helpers import new_user
 
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.export._state import STATE_NAME
+from tests.support.clients import new_chat_user
 
 THREADS = 12
 
@@ -28,7 +28,7 @@ class Stop(Exception):
 @pytest.fixture
 def many_threads(emulator: Emulator) -> Any:
     """One user with twelve threads of three messages."""
-    chat, _ = new_user(emulator)
+    chat, _ = new_chat_user(emulator)
     ids = []
     for n in range(THREADS):
         tc = chat.get_chat_thread_client(chat.create_chat_thread(f"Thread {n}").chat_thread.id)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from client_helpers import assert_schema
 
 from chatnb import frames
+from tests.support.clients import assert_schema
 
 USER = "8:acs:r_alice"
 OTHER = "8:acs:r_bob"

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from chatnb.emulator import Emulator
-from tests.wire_helpers import CHAT_VERSION, User, Wire, q
+from tests.support.wire import CHAT_VERSION, User, Wire, q
 
 COMMON_REF = "../../../Common/stable/2023-11-15/common.json"
 CI_EXAMPLES = 250
@@ -122,8 +122,9 @@ def check_response(status: int, content_type: str | None, body: bytes, what: str
 # -- schemathesis ------------------------------------------------------------------------------
 
 
-def run_schema_fuzz(world: World, schema: Any, mode: GenerationMode, examples: int) -> int:
-    """Send ``examples`` schemathesis cases of ``mode``; return how many were sent."""
+def run_schema_fuzz(world: World, schema: Any, mode: str, examples: int) -> int:
+    """Send ``examples`` schemathesis cases of ``mode`` (a :class:`GenerationMode`, a ``str``: with
+    ``python_version = "3.10"`` mypy sees its members as plain strings); return how many were sent."""
     strategy = schema.as_strategy(generation_mode=mode)
     session = requests.Session()
     base_url = world.emulator.endpoint.rstrip("/")
@@ -305,9 +306,9 @@ def raw_request(draw: st.DrawFn, world: World) -> Raw:
             st.sampled_from(["Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "bearer"])
         )
     elif auth == "jwt":
-        header, payload, _ = world.user.token.split(".")
+        header, claims, _ = world.user.token.split(".")
         headers["Authorization"] = "Bearer " + ".".join(
-            [header, payload, draw(st.sampled_from(["", "AAAA", "x" * 43]))]
+            [header, claims, draw(st.sampled_from(["", "AAAA", "x" * 43]))]
         )
     elif auth == "hmac":
         headers["Authorization"] = (

@@ -25,14 +25,24 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from client_helpers import aw, collect, fake_jwt
-from hostile import JSON, Conn, HostileServer, Request, chat_client, message_item, page_of, thread_properties
 
 import chatnb
 import chatnb.aio
 from chatnb._polling import Poller
 from chatnb._retry import parse_retry_after
 from chatnb.export import ExportError
+from tests.support.clients import aw, collect
+from tests.support.hostile import (
+    JSON,
+    Conn,
+    HostileServer,
+    Request,
+    chat_client,
+    message_item,
+    page_of,
+    thread_properties,
+)
+from tests.support.tokens import fake_jwt
 
 FLAVOURS = [pytest.param("sync", id="sync"), pytest.param("async", id="async")]
 THREAD = "19:t0@thread.v2"

@@ -25,8 +25,14 @@ from typing import Any
 
 import httpx
 import pytest
-from client_helpers import aw, fake_jwt
-from hostile import (
+
+import chatnb
+import chatnb.aio
+from chatnb._polling import Poller
+from chatnb._stream import EventStream
+from chatnb.export import ExportError
+from tests.support.clients import aw
+from tests.support.hostile import (
     JSON,
     Conn,
     HostileServer,
@@ -37,12 +43,7 @@ from hostile import (
     sse_response_head,
     thread_properties,
 )
-
-import chatnb
-import chatnb.aio
-from chatnb._polling import Poller
-from chatnb._stream import EventStream
-from chatnb.export import ExportError
+from tests.support.tokens import fake_jwt
 
 FLAVOURS = [pytest.param("sync", id="sync"), pytest.param("async", id="async")]
 DRIP = 0.1  # seconds between two bytes of a dripped answer

@@ -16,8 +16,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from client_helpers import aw, collect, fake_jwt
-from hostile import (
+
+import chatnb
+import chatnb.aio
+from chatnb._polling import Poller
+from chatnb.export import ExportError
+from tests.support.clients import aw, collect
+from tests.support.hostile import (
     JSON,
     Conn,
     HostileServer,
@@ -29,11 +34,7 @@ from hostile import (
     thread_properties,
     tls_pair,
 )
-
-import chatnb
-import chatnb.aio
-from chatnb._polling import Poller
-from chatnb.export import ExportError
+from tests.support.tokens import fake_jwt
 
 FLAVOURS = [pytest.param("sync", id="sync"), pytest.param("async", id="async")]
 THREAD = "19:t0@thread.v2"

@@ -18,7 +18,7 @@ import pytest
 
 from chatnb.cli import _fault_plan, _parser
 from chatnb.emulator import Emulator, FaultPlan, RateLimiter
-from tests.wire_helpers import User, Wire, assert_error, q
+from tests.support.wire import User, Wire, assert_error, q
 
 
 class FakeClock:
@@ -220,7 +220,8 @@ def test_a_faulted_write_did_not_happen() -> None:
             response = wire.chat("POST", "/chat/threads", alice, {"topic": "faults", "participants": []})
             if response.status_code == 201:
                 thread = response.json()["chatThread"]["id"]
-        acked, refused = [], []
+        acked: list[str] = []
+        refused: list[str] = []
         for i in range(80):
             text = f"message {i}"
             status = _send(wire, thread, alice, text)

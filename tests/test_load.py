@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.serve_helpers import ServerProcess
-from tests.wire_helpers import CHAT_VERSION, User, Wire, q
+from tests.support.processes import ServerProcess
+from tests.support.wire import CHAT_VERSION, User, Wire, q
 
 PARAMS = {"api-version": CHAT_VERSION}
 
@@ -149,10 +149,10 @@ def run_load(server: ServerProcess, users: int, messages: int, threads_n: int, e
         done.set()
         for future in edits:
             future.result()
-    sends = len(run.send_latency)
+    sent = len(run.send_latency)
     print(
         f"\nload: {users} senders x {messages} messages on {threads_n} threads, {editors} listing/editing; "
-        f"{sends} sends in {elapsed:.2f} s = {sends / elapsed:.0f} sends/s; "
+        f"{sent} sends in {elapsed:.2f} s = {sent / elapsed:.0f} sends/s; "
         f"send p50 {_percentile(run.send_latency, 0.5) * 1000:.1f} ms p99 "
         f"{_percentile(run.send_latency, 0.99) * 1000:.1f} ms; "
         f"{len(run.list_latency)} lists p50 {_percentile(run.list_latency, 0.5) * 1000:.1f} ms "

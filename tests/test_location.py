@@ -21,19 +21,14 @@ import chatnb
 from chatnb import location
 from chatnb.emulator import Emulator
 from chatnb.errors import TransportError
-from tests.kernel_helpers import Kernel, KernelError, chatnb_command, free_port
-from tests.serve_helpers import ServerProcess
+from tests.support.kernel import Kernel, KernelError, chatnb_command
+from tests.support.net import free_port
+from tests.support.processes import ServerProcess
 
 CONNECT = (
     "import chatnb\nsession = chatnb.connect({args})\nresult = [session.endpoint, session.started_emulator]"
 )
 GONE_S = 60.0  # an upper bound, never a sleep: wait_gone returns as soon as the process has ended
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHATNB_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
 
 
 @pytest.fixture

@@ -49,7 +49,8 @@ MACHINE_PATHS = re.compile(
 
 
 def load(name: str) -> nbformat.NotebookNode:
-    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    notebook: nbformat.NotebookNode = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    return notebook
 
 
 def cell_headings(cell: nbformat.NotebookNode) -> list[str]:

@@ -9,12 +9,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pandas as pd
 import pytest
-from client_helpers import assert_schema, aw, collect
 
 import chatnb
 import chatnb.aio
 from chatnb import frames
 from chatnb.emulator import Emulator
+from tests.support.clients import assert_schema, aw, collect
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def make_chat(emulator: Emulator, token: str, is_async: bool) -> Any:
 
 
 @pytest.fixture(params=[pytest.param(False, id="sync"), pytest.param(True, id="async")])
-async def chat(request: pytest.FixtureRequest, emulator: Emulator, user: Any) -> AsyncIterator[Any]:
+async def any_client(request: pytest.FixtureRequest, emulator: Emulator, user: Any) -> AsyncIterator[Any]:
     client = make_chat(emulator, user[1], bool(request.param))
     yield client
     await aw(client.close())
@@ -47,8 +47,8 @@ async def seeded_thread(chat: Any, emulator: Emulator, sender: str, count: int) 
     return thread
 
 
-async def test_pages_frames_items_and_tokens(chat: Any, emulator: Emulator, user: Any) -> None:
-    thread = await seeded_thread(chat, emulator, user[0].raw_id, 25)
+async def test_pages_frames_items_and_tokens(any_client: Any, emulator: Emulator, user: Any) -> None:
+    thread = await seeded_thread(any_client, emulator, user[0].raw_id, 25)
     whole = await aw(thread.list_messages())
     pages = await collect(thread.iter_message_pages(results_per_page=10))
 
@@ -69,10 +69,12 @@ async def test_pages_frames_items_and_tokens(chat: Any, emulator: Emulator, user
     assert repr(pages[-1]) == "<MessagePage of 7 messages, last page>"
 
 
-async def test_resume_from_a_token_gives_exactly_the_rest(chat: Any, emulator: Emulator, user: Any) -> None:
-    thread = await seeded_thread(chat, emulator, user[0].raw_id, 30)
+async def test_resume_from_a_token_gives_exactly_the_rest(
+    any_client: Any, emulator: Emulator, user: Any
+) -> None:
+    thread = await seeded_thread(any_client, emulator, user[0].raw_id, 30)
     whole = await aw(thread.list_messages())
-    is_async = isinstance(chat, chatnb.aio.ChatClient)
+    is_async = isinstance(any_client, chatnb.aio.ChatClient)
     listing = thread.iter_message_pages(results_per_page=8)
     if is_async:
         first = await listing.__anext__()
@@ -104,8 +106,8 @@ async def test_resume_from_a_token_gives_exactly_the_rest(chat: Any, emulator: E
     assert [list(p.frame["id"]) for p in tail] == [list(rest[2].frame["id"])]
 
 
-async def test_resume_keeps_the_start_time(chat: Any, emulator: Emulator, user: Any) -> None:
-    thread = await seeded_thread(chat, emulator, user[0].raw_id, 20)
+async def test_resume_keeps_the_start_time(any_client: Any, emulator: Emulator, user: Any) -> None:
+    thread = await seeded_thread(any_client, emulator, user[0].raw_id, 20)
     since = datetime.now(timezone.utc)
     late = [(await aw(thread.send_message(f"late{i}"))).id for i in range(7)]
     pages = await collect(thread.iter_message_pages(results_per_page=3, start_time=since))
@@ -114,8 +116,8 @@ async def test_resume_keeps_the_start_time(chat: Any, emulator: Emulator, user: 
     assert list(chatnb.MessagePage.concat_frames(resumed)["id"]) == late[:4]
 
 
-async def test_an_empty_listing_is_one_empty_page(chat: Any, emulator: Emulator, user: Any) -> None:
-    thread = await seeded_thread(chat, emulator, user[0].raw_id, 0)
+async def test_an_empty_listing_is_one_empty_page(any_client: Any, emulator: Emulator, user: Any) -> None:
+    thread = await seeded_thread(any_client, emulator, user[0].raw_id, 0)
     later = datetime.now(timezone.utc) + timedelta(days=1)
     pages = await collect(thread.iter_message_pages(start_time=later))
     assert len(pages) == 1 and len(pages[0]) == 0 and pages[0].continuation_token is None
@@ -130,9 +132,9 @@ def _with_query(token: str, **changes: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-async def test_bad_tokens(chat: Any, emulator: Emulator, user: Any) -> None:
-    thread = await seeded_thread(chat, emulator, user[0].raw_id, 5)
-    other = await seeded_thread(chat, emulator, user[0].raw_id, 0)
+async def test_bad_tokens(any_client: Any, emulator: Emulator, user: Any) -> None:
+    thread = await seeded_thread(any_client, emulator, user[0].raw_id, 5)
+    other = await seeded_thread(any_client, emulator, user[0].raw_id, 0)
     page = (await collect(thread.iter_message_pages(results_per_page=2)))[0]
     token = page.continuation_token
     assert token is not None

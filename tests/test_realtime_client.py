@@ -16,14 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from client_helpers import aw, closing, fake_jwt
-from events_support import new_user
 
 import chatnb
 import chatnb.aio
 from chatnb.emulator import Emulator
 from chatnb.events import Event
 from chatnb.realtime import EventStream
+from tests.support.clients import aw, closing, new_user_token
+from tests.support.tokens import fake_jwt
 
 ENDPOINT = "https://acs.example.test"
 TOKEN = fake_jwt(seconds=3600)
@@ -41,7 +41,7 @@ def no_reminder() -> Iterator[None]:
 
 async def end_of_cell() -> None:
     for _ in range(3):  # what the kernel's loop runs once the cell's code returns
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop each: the behaviour under test, not a wait
 
 
 def offline(request: httpx.Request) -> httpx.Response:
@@ -84,7 +84,7 @@ async def test_an_async_client_reminds_too_unless_an_iterator_will_start_it() ->
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 async def test_on_then_start_does_not_remind(emulator: Emulator, flavour: str) -> None:
-    _, token = new_user(emulator)
+    _, token = new_user_token(emulator)
     chat: Any = (chatnb.ChatClient if flavour == "sync" else chatnb.aio.ChatClient)(emulator.endpoint, token)
     with no_reminder():
         async with closing(chat):
@@ -98,7 +98,7 @@ async def test_on_then_start_does_not_remind(emulator: Emulator, flavour: str) -
 
 
 async def test_the_stream_position_is_probed_through_the_clients_own_transport(emulator: Emulator) -> None:
-    _, token = new_user(emulator)
+    _, token = new_user_token(emulator)
     seen: list[str] = []
 
     class Counting(httpx.HTTPTransport):

@@ -38,8 +38,6 @@ from typing import Any
 
 import httpx
 import pytest
-from client_helpers import aw, collect, fake_jwt
-from events_support import Actor, Relay
 
 import chatnb
 import chatnb.aio
@@ -54,6 +52,11 @@ from chatnb.events import (
 )
 from chatnb.models import ChatParticipant
 from chatnb.realtime import EventStream, RealtimeNotifications
+from tests.support.clients import aw, collect, new_user_token
+from tests.support.events import Actor, Sentinels, collect_until, is_sentinel, kinds
+from tests.support.relay import Relay
+from tests.support.tokens import fake_jwt
+from tests.support.waiting import async_wait_until
 
 #: The fault plan of the "everything still works" tests: 30 % of the requests get a fault, a third of
 #: them each a 429, a 503 or a 50 ms delay; errors ask for a Retry-After of 0-100 ms.
@@ -232,13 +235,6 @@ def always_failing(status: int, retry_after: float = 0.02) -> Emulator:
     return Emulator(faults=plan)
 
 
-def new_user(emu: Emulator) -> tuple[str, str]:
-    """``(user id, chat token)`` of a new user."""
-    with chatnb.CommunicationIdentityClient.from_connection_string(emu.connection_string) as identity:
-        user, token = identity.create_user_and_token(["chat"])
-    return user.raw_id, token.token
-
-
 @pytest.mark.parametrize(
     ("flavour", "status", "policy", "error"),
     [
@@ -254,7 +250,7 @@ async def test_a_call_that_always_fails_gives_up_after_max_attempts(
     attempts = Attempts()
     retries = (policy or RetryPolicy()).max_retries
     with always_failing(status) as emu:
-        user, token = new_user(emu)
+        user, token = new_user_token(emu)
         Chat: Any = chatnb.ChatClient if flavour == "sync" else chatnb.aio.ChatClient
         chat = attempts.watch(Chat(emu.endpoint, token, retry_policy=policy))
         started = time.monotonic()
@@ -285,7 +281,7 @@ async def test_a_wait_beyond_the_budget_is_not_made() -> None:
     attempts = Attempts()
     budget = 0.5
     with always_failing(503, retry_after=2.0) as emu:
-        _, token = new_user(emu)
+        _, token = new_user_token(emu)
         policy = RetryPolicy(max_retries=50, max_total_wait=budget)
         async with chatnb.aio.ChatClient(emu.endpoint, token, retry_policy=policy) as chat:
             attempts.watch(chat)
@@ -304,7 +300,7 @@ async def test_the_client_paces_itself_to_the_emulators_rate_limits() -> None:
     limiter = RateLimiter(limits={"message-write/thread": ("thread", ((5, 0.5),))})
     attempts = Attempts()
     with Emulator(rate_limits=limiter) as emu:
-        _, token = new_user(emu)
+        _, token = new_user_token(emu)
         async with chatnb.aio.ChatClient(emu.endpoint, token) as chat:
             attempts.watch(chat)
             thread = chat.get_chat_thread_client((await chat.create_chat_thread("paced")).chat_thread.id)
@@ -317,29 +313,6 @@ async def test_the_client_paces_itself_to_the_emulators_rate_limits() -> None:
 
 
 # -- 2. the event stream under faults --------------------------------------------------------------
-
-
-def kinds(events: list[Event]) -> list[str]:
-    return [e.kind for e in events]
-
-
-async def collect_until(
-    source: Any, done: Any, timeout: float = 20.0, into: list[Event] | None = None
-) -> list[Event]:
-    """Events from ``source`` (appended to ``into``) until ``done(events)``; fails after ``timeout``."""
-    events: list[Event] = [] if into is None else into
-
-    async def run() -> None:
-        async for event in source:
-            events.append(event)
-            if done(events):
-                return
-
-    try:
-        await asyncio.wait_for(run(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out; got {Counter(kinds(events))}") from None
-    return events
 
 
 async def test_polling_delivers_every_event_once_under_faults(caplog: pytest.LogCaptureFixture) -> None:
@@ -383,8 +356,15 @@ async def test_polling_delivers_every_event_once_under_faults(caplog: pytest.Log
                 seen = Counter(kinds(events))
                 return all(seen[k] >= n for k, n in expected.items())
 
+            async def create(topic: str) -> str:
+                return (await chat.create_chat_thread(topic, [ChatParticipant(bob)])).chat_thread.id
+
+            async def send(thread_id: str, text: str) -> object:
+                return await chat.get_chat_thread_client(thread_id).send_message(text)
+
             events = await collect_until(stream, done)
-            await asyncio.sleep(0.8)  # several more rounds under faults: nothing may come twice
+            # Eight more rounds under faults: nothing may come twice.
+            events += await Sentinels(create, send).collect(stream, 9)
             await engine.stop()
             events += [e async for e in stream]
         injected = dict(emu.fault_injector.injected) if emu.fault_injector else {}
@@ -458,11 +438,14 @@ async def test_push_delivers_every_event_once_while_connects_are_faulted(
             for batch in range(cuts + 1):
                 # Sent while the stream is down or refused: it must catch up with Last-Event-ID.
                 sent += [await a.send(thread, f"m{batch}.{i}") for i in range(per_batch)]
-                total = len(sent)
-                await collect_until(stream, lambda es, k=total: received(es) >= k, into=events)
+
+                def caught_up(events: list[Event], total: int = len(sent)) -> bool:
+                    return received(events) >= total
+
+                await collect_until(stream, caught_up, into=events)
                 if batch < cuts:
                     relay.cut()  # for real
-            await asyncio.sleep(0.3)
+            events += await Sentinels.by(a, b).collect(stream)  # nothing may come twice
             await engine.stop()
             events += [e async for e in stream]
         finally:
@@ -497,7 +480,7 @@ async def test_a_stream_refused_again_and_again_backs_off_despite_retry_after_ze
     plan = FaultPlan(rate=1.0, statuses=(503,), retry_after=0.0, seed=3, prefixes=("/chatnb/events",))
     initial, cap = 0.02, 0.16
     with Emulator(faults=plan) as emu:
-        _, token = new_user(emu)
+        _, token = new_user_token(emu)
         stream = EventStream(emu.endpoint, token, backoff=(initial, cap))
         waits = await retry_waits(stream, caplog, 7)
         assert emu.fault_injector is not None
@@ -521,11 +504,12 @@ async def retry_waits(
     mark = len(caplog.records)
     iterator = source.__aiter__()
     task = asyncio.ensure_future(_drain(iterator))
-    deadline = time.monotonic() + timeout
-    while len(logged_waits(caplog.records[mark:])) < count:
-        assert time.monotonic() < deadline, f"only {logged_waits(caplog.records[mark:])}"
+
+    def logged() -> bool:
         assert not task.done(), task
-        await asyncio.sleep(0.02)
+        return len(logged_waits(caplog.records[mark:])) >= count
+
+    await async_wait_until(logged, f"{count} logged reconnect waits", timeout)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -604,14 +588,15 @@ BACKOFF = (0.02, 0.16)  # initial and largest reconnect wait of the outage tests
 
 
 async def outage(
-    tmp_path: Path, source_of: Any, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, source_of: Any, caplog: pytest.LogCaptureFixture, markers: int = 1
 ) -> tuple[list[Event], list[str], list[tuple[str, float]], str]:
     """Run an event source through an outage: 3 messages; the emulator stops and the source makes 7
     reconnect attempts; a new emulator serves the same location on the same port and 3 more messages are
     sent at once (before the source is back).
 
-    ``source_of(endpoint, token, verify)`` makes the source. Returns the events, the message ids sent, the
-    logged ``(reason, wait)`` of the 7 attempts and the reader's token.
+    ``source_of(endpoint, token, verify)`` makes the source; it ends with ``markers`` sentinels (see
+    :class:`~tests.support.events.Sentinels`). Returns the events (without the sentinels), the message ids
+    sent, the logged ``(reason, wait)`` of the 7 attempts and the reader's token.
     """
     caplog.set_level(logging.DEBUG, logger="chatnb.realtime")
     first = Emulator(location=tmp_path).start()
@@ -628,10 +613,11 @@ async def outage(
         return sum(isinstance(e, ChatMessageReceivedEvent) for e in events)
 
     async def until(condition: Any, what: str) -> None:
-        deadline = time.monotonic() + 20
-        while not condition():
-            assert time.monotonic() < deadline and not reader.done(), (what, kinds(events))
-            await asyncio.sleep(0.02)
+        def met() -> bool:
+            assert not reader.done(), (what, kinds(events))
+            return bool(condition())
+
+        await async_wait_until(met, what, 20)
 
     reader = asyncio.ensure_future(collect_until(iterator, lambda es: False, 60, into=events))
     try:
@@ -650,7 +636,7 @@ async def outage(
         )
         sent += [await a.send(thread, f"after {i}") for i in range(3)]
         await until(lambda: received() == 6, "the messages sent after the restart")
-        await asyncio.sleep(0.3)  # a little longer: nothing may come twice
+        await Sentinels.by(a, b).settle(events, markers)  # a little longer: nothing may come twice
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, AssertionError):
@@ -660,7 +646,8 @@ async def outage(
         first.stop()
         if second is not None:
             second.stop()
-    return events, sent, logged_waits(caplog.records[mark:])[:7], b.token
+    scenario = [e for e in events if not is_sentinel(e)]
+    return scenario, sent, logged_waits(caplog.records[mark:])[:7], b.token
 
 
 def assert_outage_survived(
@@ -693,4 +680,4 @@ async def test_polling_reports_the_outage_retries_with_bounded_backoff_and_catch
     def source(endpoint: str, token: str, verify: ssl.SSLContext) -> Poller:
         return Poller(endpoint, token, interval=0.05, connection_verify=verify, backoff=BACKOFF)
 
-    assert_outage_survived(*await outage(tmp_path, source, caplog))
+    assert_outage_survived(*await outage(tmp_path, source, caplog, markers=7))  # six more rounds

@@ -16,13 +16,15 @@ SCRIPT = textwrap.dedent(
         seen = []
 
         def cell():  # a cell that blocks while other callbacks are queued in the same loop iteration
+            # The sleeps are the coroutines under test: run_blocking must wait for them.
             seen.append(run_blocking(asyncio.sleep(0.05, "waited")))
             seen.append(run_blocking(asyncio.sleep(0.01, "again")))
 
         loop.call_soon(cell)
         for i in range(5):
             loop.call_soon(seen.append, i)
-        await asyncio.sleep(0.3)
+        while len(seen) < 7:  # the cell's two results and the five callbacks, in whatever order
+            await asyncio.sleep(0.01)  # polling that condition (no test helpers in this child process)
         print(sorted(map(str, seen)))
 
     asyncio.run(main())
@@ -42,4 +44,4 @@ def test_blocking_wait_without_a_loop_runs_the_coroutine() -> None:
 
     from chatnb.widgets._live import run_blocking
 
-    assert run_blocking(asyncio.sleep(0, "result")) == "result"
+    assert run_blocking(asyncio.sleep(0, "result")) == "result"  # the coroutine under test

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_helpers import KernelRun
+
+from tests.support.jupyter import KernelRun
 
 CELLS = [
     # 0: setup: an emulator inside the kernel, two users, a thread

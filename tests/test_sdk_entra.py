@@ -7,14 +7,16 @@ answers 501."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from azure.communication.chat import ChatClient, CommunicationTokenCredential
 from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
+from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
 from chatnb.emulator import Emulator
-from tests.entra_helpers import SCOPE, StaticCredential, entra_token
+from tests.support.entra import SCOPE, StaticCredential, entra_token
 
 pytestmark = pytest.mark.sdk
 
@@ -32,7 +34,8 @@ def credential() -> StaticCredential:
 
 @pytest.fixture
 def identity(entra: Emulator, credential: StaticCredential) -> CommunicationIdentityClient:
-    return CommunicationIdentityClient(entra.endpoint, credential, connection_verify=str(entra.ca_cert))
+    as_sdk_expects = cast(TokenCredential, credential)  # the same protocol; its own NamedTuple of a token
+    return CommunicationIdentityClient(entra.endpoint, as_sdk_expects, connection_verify=str(entra.ca_cert))
 
 
 def test_the_identity_samples_flows_with_a_token_credential(
@@ -60,11 +63,17 @@ def test_the_teams_token_exchange_is_501_not_implemented(identity: Communication
     with pytest.raises(HttpResponseError) as error:  # sample: get_token_for_teams_user
         identity.get_token_for_teams_user(entra_token(), "00000000-0000-0000-0000-000000000001", "oid")
     assert error.value.status_code == 501
-    assert error.value.error.code == "NotImplemented" and "Teams" in error.value.message
+    assert (
+        error.value.error is not None
+        and error.value.error.code == "NotImplemented"
+        and "Teams" in error.value.message
+    )
 
 
 def test_a_wrong_audience_is_refused_through_the_sdk(entra: Emulator) -> None:
     bad = StaticCredential(entra_token(aud="https://management.azure.com"))
-    client = CommunicationIdentityClient(entra.endpoint, bad, connection_verify=str(entra.ca_cert))
+    client = CommunicationIdentityClient(
+        entra.endpoint, cast(TokenCredential, bad), connection_verify=str(entra.ca_cert)
+    )
     with pytest.raises(ClientAuthenticationError, match="audience"):
         client.create_user()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from chatnb.emulator import Emulator
-from tests.wire_helpers import Served
+from tests.support.processes import Served
 
 pytestmark = pytest.mark.sdk
 

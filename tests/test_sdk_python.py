@@ -28,7 +28,8 @@ from azure.core.exceptions import (
 
 from chatnb.emulator import Emulator
 from chatnb.emulator.auth import TokenIssuer
-from tests.wire_helpers import LogRecords, Served
+from tests.support.logs import LogRecords
+from tests.support.processes import Served
 
 pytestmark = pytest.mark.sdk
 

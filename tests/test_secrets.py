@@ -22,7 +22,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -32,8 +31,9 @@ import chatnb
 from chatnb import ChatClient, CommunicationIdentityClient, CommunicationTokenCredential, location
 from chatnb.emulator import Emulator, FaultPlan
 from chatnb.errors import APIError
-from tests.serve_helpers import ServerProcess
-from tests.wire_helpers import Wire, announcement, assert_error, q
+from tests.support.processes import ServerProcess, announcement
+from tests.support.waiting import wait_until
+from tests.support.wire import Wire, assert_error, q
 
 
 def _forged(token: str) -> str:
@@ -289,23 +289,27 @@ def test_serve_takes_the_access_key_from_the_environment_or_stdin(how: str, tmp_
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     env = {**os.environ, "CHATNB_ACCESS_KEY": key} if how == "environment" else dict(os.environ)
     args = [] if how == "environment" else ["--access-key", "-"]
+    command = [sys.executable, "-m", "chatnb", "serve", "--in-memory", *args]
     with (tmp_path / "out").open("w") as out:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "chatnb", "serve", "--in-memory", *args],
+            command,
             stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env, text=True,
         )  # fmt: skip
     try:
         assert serve.stdin is not None
         serve.stdin.write(key + "\n")
         serve.stdin.close()
-        while "Ctrl-C" not in (tmp_path / "out").read_text():
+
+        def ready() -> bool:
             assert serve.poll() is None, (tmp_path / "out").read_text()
-            time.sleep(0.02)
+            return "Ctrl-C" in (tmp_path / "out").read_text()
+
+        wait_until(ready, "chatnb serve's ready banner", interval=0.02)
         info = announcement(serve.pid)
         assert info["connection_string"].endswith(";accesskey=" + key)
         with Wire.connect(info["connection_string"], info["ca_cert"]) as wire:
             assert wire.create_user().status_code == 201  # signed with that key
-        assert key not in (tmp_path / "out").read_text() and key not in " ".join(serve.args)
+        assert key not in (tmp_path / "out").read_text() and key not in " ".join(command)
     finally:
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(30) == 0

@@ -18,12 +18,6 @@ from chatnb.session import CONNECTION_STRING_ENV
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CHATNB_HOME", str(tmp_path))
-    return tmp_path
-
-
-@pytest.fixture
 def spawned(home: Path) -> Iterator[chatnb.Session]:
     """A session that started its own emulator under a fresh CHATNB_HOME (stopped afterwards)."""
     location = default_location()

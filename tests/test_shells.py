@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from client_helpers import fake_jwt
 
 import chatnb
 import chatnb.aio
+from tests.support.tokens import fake_jwt
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT = "https://acs.example.test"
@@ -226,7 +226,7 @@ async def test_a_blocking_sync_credential_does_not_stall_the_loop() -> None:
     async with chatnb.aio.ChatClient(ENDPOINT, Slow(), transport=httpx.MockTransport(ok)) as chat:
         listing = asyncio.ensure_future(chat.list_chat_threads())
         for _ in range(3):  # the loop goes on while get_token() blocks its worker thread
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one turn of the loop each: what is under test, not a wait
         assert not listing.done()
         release.set()
         assert (await listing).empty

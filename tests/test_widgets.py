@@ -14,15 +14,16 @@ import sys
 from typing import Any
 
 import pytest
-from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.emulator import Emulator
+from chatnb.events import ChatMessageReceivedEvent
 from chatnb.widgets import EVENT_COLUMNS, ChatPanel, ChatView, EventLog, MessageComposer, ParticipantList
 from chatnb.widgets._worker import flush
+from tests.support.clients import text_of
+from tests.support.widgets import Chat, FrontEnd, load_job
 
 WAIT = 30.0
-__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 def closing(*parts: Any) -> None:
@@ -115,9 +116,9 @@ def test_chat_view_follows_edits_deletes_and_who_has_seen_what(chat: Chat, front
     jack_view = ChatView(chat.jack, chat.thread_id)
     geeta_view = ChatView(chat.geeta, chat.thread_id, send_read_receipts=True)
     jack_log = EventLog(chat.jack, thread_id=chat.thread_id)
-    jack_view.load_job.result(WAIT)
+    load_job(jack_view).result(WAIT)
     flush()  # its opening messages are out
-    geeta_view.load_job.result(WAIT)
+    load_job(geeta_view).result(WAIT)
     assert [i.system for i in jack_view.items] == [True, True]  # participantAdded, topicUpdated
     assert jack_view.user_id == chat.jack.id and jack_view.title == ""
 
@@ -145,7 +146,7 @@ def test_participant_list_adds_and_removes_live(chat: Chat, front: FrontEnd) -> 
     jack_list = ParticipantList(chat.jack, chat.thread_id)  # names typed become users of the session
     geeta_list = ParticipantList(chat.thread(chat.geeta), chat_client=chat.geeta.chat_client)
     geeta_log = EventLog(chat.geeta.chat_client, thread_id=chat.thread_id)
-    jack_list.load_job.result(WAIT)
+    load_job(jack_list).result(WAIT)
     flush()  # its opening messages are out
     assert sorted(jack_list.participants.values()) == ["Geeta", "Jack"]
     assert jack_list.people[0] == {"id": chat.jack.id, "name": "Jack", "you": True}  # yourself first
@@ -213,7 +214,7 @@ async def test_async_wait_for_with_the_sync_client_on_a_running_loop(chat: Chat)
     log = EventLog(chat.geeta.chat_client, thread_id=chat.thread_id)
     chat.thread(chat.jack).send_message("on the loop")
     (event,) = await log.wait_for_async(1, event_type="chatMessageReceived", timeout=WAIT)
-    assert event.message == "on the loop"
+    assert isinstance(event, ChatMessageReceivedEvent) and event.message == "on the loop"
     chat.geeta.chat_client.stop_realtime_notifications()  # the stream lives on this test's loop
     await log.wait_for_async(1, event_type="realTimeNotificationDisconnected", timeout=WAIT)
     closing(log)
@@ -231,8 +232,8 @@ async def test_widgets_over_the_async_client(emulator: Emulator, chat: Chat) -> 
         log = EventLog(client, thread_id=chat.thread_id)
         composer = MessageComposer(thread, display_name="Geeta")
         view.follow(composer.outbox)
-        await view.load_job
-        await people.load_job
+        await load_job(view)
+        await load_job(people)
         assert view.user_id == chat.geeta.id and sorted(people.participants.values()) == ["Geeta", "Jack"]
 
         message_id = await composer.send("async hello")
@@ -248,7 +249,7 @@ async def test_widgets_over_the_async_client(emulator: Emulator, chat: Chat) -> 
         with pytest.raises(RuntimeError, match="load_older"):
             view.load_all()
         await job
-        assert chat.thread(chat.jack).get_message(message_id).content.message == "async hello, edited"
+        assert text_of(chat.thread(chat.jack).get_message(message_id)) == "async hello, edited"
         await client.stop_realtime_notifications()
         closing(log, view, people, composer)
 
@@ -324,6 +325,6 @@ def test_chat_panel_puts_it_together(chat: Chat, front: FrontEnd) -> None:
     assert event.message == "from the panel"
     assert [i.content for i in geeta_panel.view.items if not i.system] == ["from the panel"]
     front.wait(lambda: [i.id for i in jack_panel.view.items if not i.system] == [event.id])  # bubble: sent
-    geeta_panel.participants.load_job.result(WAIT)
+    load_job(geeta_panel.participants).result(WAIT)
     assert sorted(geeta_panel.participants.participants.values()) == ["Geeta", "Jack"]
     closing(jack_panel, geeta_panel)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chatnb.events import parse_event
+from chatnb.events import Event, parse_event
 from chatnb.widgets import EventTable
 from chatnb.widgets._describe import describe_event
 from chatnb.widgets._html import esc, linkify, render_content, sanitize_html, time_tag
@@ -18,7 +18,7 @@ JACK = "8:acs:resource_jack"
 THREAD = "19:abc@thread.v2"
 
 
-def received(i: int, text: str = "hi", thread: str = THREAD) -> object:
+def received(i: int, text: str = "hi", thread: str = THREAD) -> Event:
     return parse_event(
         "chatMessageReceived",
         {

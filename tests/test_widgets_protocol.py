@@ -11,15 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.widgets import ChatPanel, ChatView, MessageComposer, ParticipantList
 from chatnb.widgets._transcript import Transcript, TranscriptItem
 from chatnb.widgets._worker import flush
+from tests.support.clients import text_of
+from tests.support.widgets import Chat, FrontEnd, load_job
 
 WAIT = 30.0
-__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 def item(i: int, sender: str = "8:acs:jack", text: str = "hi") -> TranscriptItem:
@@ -62,7 +62,7 @@ def test_a_view_opens_with_the_latest_window_and_pages_back_to_the_first_message
     _session, _jack, geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     ids = [thread.send_message(f"m{i}").id for i in range(130)]
     view = ChatView(geeta, thread.thread_id, max_messages=50)
-    view.load_job.result(WAIT)
+    load_job(view).result(WAIT)
     flush()  # its opening messages are out
     mark = front.mark()
     front.say(view, {"op": "hello", "view": "v1"})
@@ -96,7 +96,7 @@ def test_an_incoming_message_is_one_small_op_whatever_the_view_holds(
     for i in range(held):
         thread.send_message(f"history {i}")
     view = ChatView(geeta, thread.thread_id, max_messages=100)
-    view.load_job.result(WAIT)
+    load_job(view).result(WAIT)
     flush()  # its opening messages are out
     view.load_all()
     flush()
@@ -123,7 +123,7 @@ def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Chat, front: F
     view = ChatView(jack, thread.thread_id)
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
-    view.load_job.result(WAIT)
+    load_job(view).result(WAIT)
     flush()  # its opening messages are out
     mark = front.mark()
     front.say(composer, {"op": "send", "text": "Hello\nGeeta", "local": "local-a-1"})
@@ -142,7 +142,9 @@ def test_sending_shows_on_the_bubble_then_failed_with_retry(chat: Chat, front: F
     (message,) = front.wait(real)
     replaced = [c for c in front.custom(view, mark) if c.get("id") == "local-a-1"]
     assert [c["op"] for c in replaced] == ["replace"]
-    assert "st" not in message and front.wait(lambda: composer.outbox.get("local-a-1").state == "sent")
+    assert "st" not in message and front.wait(
+        lambda: (entry := composer.outbox.get("local-a-1")) and entry.state == "sent"
+    )
     assert composer.sent == 1  # sent once
     front.wait(lambda: composer.last_message_id)
     assert composer.last_message_id == message["id"]
@@ -176,7 +178,7 @@ def test_own_messages_are_edited_and_deleted_from_the_transcript(chat: Chat, fro
     mine = thread.send_message("Thnaks!").id
     theirs = geeta.thread(thread.thread_id).send_message("Not yours").id
     view = ChatView(jack, thread.thread_id)
-    view.load_job.result(WAIT)
+    load_job(view).result(WAIT)
     flush()  # its opening messages are out
     mark = front.mark()
     front.say(view, {"op": "edit", "id": mine, "text": "Thanks!"})
@@ -185,14 +187,14 @@ def test_own_messages_are_edited_and_deleted_from_the_transcript(chat: Chat, fro
     )
     patches = [c for c in front.custom(view, mark) if c["op"] == "patch"]
     assert patches[0]["m"]["st"] == "saving"  # at once, before the service answered
-    assert thread.get_message(mine).content.message == "Thanks!"
+    assert text_of(thread.get_message(mine)) == "Thanks!"
     front.say(view, {"op": "edit", "id": theirs, "text": "hijacked"})  # not Jack's: ignored
     assert view.edit(theirs, "hijacked") is None
     mark = front.mark()
     front.say(view, {"op": "delete", "id": mine})
     front.wait(lambda: [c for c in front.custom(view, mark) if c["op"] == "patch" and c["m"].get("d") == 1])
     assert thread.get_message(mine).deleted_on is not None
-    assert geeta.thread(thread.thread_id).get_message(theirs).content.message == "Not yours"
+    assert text_of(geeta.thread(thread.thread_id).get_message(theirs)) == "Not yours"
     kept = thread.send_message("keep me").id
     front.wait(lambda: any(i.id == kept for i in view.items))
     with pytest.raises(ValueError, match="empty"):
@@ -234,7 +236,7 @@ def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Chat, front: Fro
     gated = GatedTransport(base.connection_verify)
     client = chatnb.ChatThreadClient(base.endpoint, base.credential, thread.thread_id, transport=gated)
     view = ChatView(client, chat_client=geeta.chat_client, user_id=geeta.id, send_read_receipts=True)
-    view.load_job.result(WAIT)
+    load_job(view).result(WAIT)
     flush()  # its opening messages are out
     for message_id in ids:  # the browser reports each message as it scrolls into sight
         front.say(view, {"op": "seen", "id": message_id})
@@ -244,11 +246,11 @@ def test_read_receipts_go_out_for_what_was_seen_coalesced(chat: Chat, front: Fro
     with gated.lock:
         assert gated.lock.wait_for(lambda: len(gated.receipts) == 2, WAIT)
     assert view.receipts_sent == 2 and ids[-1] in gated.receipts[-1] and ids[0] in gated.receipts[0]
-    assert [r.chat_message_id for r in thread.iter_read_receipts() if r.sender.raw_id == geeta.id] == [
-        ids[-1]
-    ]
+    assert [
+        r.chat_message_id for r in thread.iter_read_receipts() if r.sender and r.sender.raw_id == geeta.id
+    ] == [ids[-1]]
     own = ChatView(jack, thread.thread_id, send_read_receipts=True)
-    own.load_job.result(WAIT)
+    load_job(own).result(WAIT)
     flush()  # its opening messages are out
     assert not own.mark_seen(ids[-1])  # never for your own messages
     view.close()
@@ -260,7 +262,7 @@ def test_no_widget_is_left_open(chat: Chat, front: FrontEnd) -> None:
     session, jack, _geeta, thread = chat.session, chat.jack, chat.geeta, chat.thread(chat.jack)
     baseline = front.open_widgets()
     people = ParticipantList(jack, thread.thread_id)
-    people.load_job.result(WAIT)
+    load_job(people).result(WAIT)
     flush()  # its opening messages are out
     after_open = front.open_widgets()
     for name in ("Priya", "Sam"):
@@ -273,7 +275,7 @@ def test_no_widget_is_left_open(chat: Chat, front: FrontEnd) -> None:
     people.close()
     assert front.open_widgets() == baseline
     panel = ChatPanel(jack, thread.thread_id)
-    panel.view.load_job.result(WAIT)
+    load_job(panel.view).result(WAIT)
     panel.close()
     assert front.open_widgets() == baseline  # every part and layout box closed
 
@@ -291,6 +293,7 @@ def test_every_widget_carries_a_static_snapshot(chat: Chat, front: FrontEnd) -> 
     assert '<time datetime="' in html and "UTC</time>" in html
     assert "Jack" in html and "Geeta (you)" in html
     for part in (panel.view, panel.composer, panel.participants, panel.event_log):
+        assert part is not None
         bundle, _ = part._repr_mimebundle_()
         assert bundle["text/html"].startswith('<div class="chatnb-snapshot')
     panel.close()

@@ -17,15 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
-from widget_helpers import Chat, FrontEnd, chat, front
 
 import chatnb
 from chatnb.emulator import Emulator
 from chatnb.widgets import ChatView, MessageComposer
+from chatnb.widgets._outbox import Outgoing
 from chatnb.widgets._worker import flush
+from tests.support.widgets import Chat, FrontEnd, load_job
 
 WAIT = 30.0
-__all__ = ["chat", "front"]  # the fixtures, used by name
 
 
 class ThreadRecorder(httpx.BaseTransport):
@@ -153,7 +153,7 @@ def test_the_browser_ends_with_the_kernels_state_whichever_threads_changed_it(
     view = ChatView(jack, thread.thread_id)
     composer = MessageComposer(jack, thread.thread_id)
     view.follow(composer.outbox)
-    view.load_job.result(WAIT)
+    load_job(view).result(WAIT)
     flush()  # its opening messages are out
     front.say(view, {"op": "hello", "view": "v"})
     geeta_thread = geeta.thread(thread.thread_id)
@@ -210,9 +210,12 @@ async def test_an_async_clients_calls_run_on_the_loop_the_widget_was_made_on(
     )
     composer = MessageComposer(async_thread, display_name="Jack", typing_interval=0)
     done = asyncio.Event()
-    composer.outbox.listen(
-        lambda entry: entry.state == "sent" and asyncio.get_running_loop().call_soon(done.set)
-    )
+
+    def on_entry(entry: Outgoing) -> None:
+        if entry.state == "sent":
+            asyncio.get_running_loop().call_soon(done.set)
+
+    composer.outbox.listen(on_entry)
     await asyncio.to_thread(
         on_subshell, lambda: front.say(composer, {"op": "send", "text": "async", "local": "a-1"})
     )

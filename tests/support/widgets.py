@@ -1,4 +1,4 @@
-"""A stand-in for the browser, and the shared fixtures, for widget tests without a kernel.
+"""A stand-in for the browser, for widget tests without a kernel (their fixtures are in ``conftest.py``).
 
 ipywidgets opens a comm per widget through ``comm.create_comm``; :class:`FrontEnd` installs a factory
 whose comms record every message a widget sends (state updates and custom messages, with their size in
@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import comm
-import pytest
 from comm.base_comm import BaseComm
 
 import chatnb
-from chatnb.emulator import Emulator
+from chatnb.widgets import Job
+from chatnb.widgets._base import ChatWidget
 
-__all__ = ["Chat", "FrontEnd", "chat", "front"]
+__all__ = ["Chat", "FrontEnd", "load_job"]
 
 
 @dataclass
@@ -39,26 +38,13 @@ class Chat:
         return user.thread(self.thread_id)
 
 
-@pytest.fixture
-def chat(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Chat]:
-    """Jack and Geeta in a new thread, through ``chatnb.connect``; their streams stopped afterwards."""
-    monkeypatch.setenv("CHATNB_HOME", str(tmp_path))
-    session = chatnb.connect(emulator.connection_string)
-    jack, geeta = session.user("Jack"), session.user("Geeta")
-    thread = jack.create_thread("Widgets", participants=[geeta])
-    yield Chat(session, jack, geeta, thread.thread_id)
-    for user in session.users.values():
-        user.chat_client.stop_realtime_notifications()
-    session.close()
+def load_job(widget: ChatWidget) -> Job:
+    """The job loading ``widget``'s first content (a widget that loads has one from its constructor)."""
+    assert widget.load_job is not None, f"{type(widget).__name__} has no load job"
+    return widget.load_job
 
 
-@pytest.fixture
-def front(monkeypatch: pytest.MonkeyPatch) -> FrontEnd:
-    """The stand-in browser, recording every widget made during the test."""
-    return FrontEnd().install(monkeypatch)
-
-
-class _RecordingComm(BaseComm):  # type: ignore[misc]
+class _RecordingComm(BaseComm):
     def __init__(self, front_end: FrontEnd, *args: Any, **kwargs: Any) -> None:
         self.front_end = front_end
         super().__init__(*args, **kwargs)

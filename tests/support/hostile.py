@@ -177,7 +177,7 @@ def thread_properties(thread_id: str) -> dict[str, Any]:
     }
 
 
-def chat_client(flavour: str, endpoint: str, token: str, **kwargs: Any) -> Any:
+def chat_client(flavour: str, endpoint: str, token: object, **kwargs: Any) -> Any:
     """A ``chatnb.ChatClient`` (``flavour="sync"``) or a ``chatnb.aio.ChatClient`` (``"async"``)."""
     import chatnb
     import chatnb.aio

@@ -1,45 +1,25 @@
 """Raw wire access to a running emulator for tests: HMAC-signed Identity calls and Bearer Chat calls.
 
 The helpers speak plain httpx over HTTPS with the emulator's certificate verified, so a test sees exactly
-the status, headers and JSON body an SDK would see. :class:`Served` runs ``python -m chatnb serve`` as a
-separate process and reads what it prints.
+the status, headers and JSON body an SDK would see.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
-import queue
-import signal
 import ssl
-import subprocess
-import sys
-import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import pytest
 
-from chatnb import location
 from chatnb._signing import hmac_headers
 from chatnb.emulator import Emulator
 
-__all__ = [
-    "CHAT_VERSION",
-    "IDENTITY_VERSION",
-    "LogRecords",
-    "Served",
-    "User",
-    "Wire",
-    "assert_error",
-    "jwt_payload",
-    "q",
-    "serve_command",
-]
+__all__ = ["CHAT_VERSION", "IDENTITY_VERSION", "User", "Wire", "assert_error", "q"]
 
 CHAT_VERSION = "2024-03-07"
 IDENTITY_VERSION = "2023-10-01"
@@ -48,13 +28,6 @@ IDENTITY_VERSION = "2023-10-01"
 def q(value: str) -> str:
     """Percent-encode a path segment the way the SDKs do (``19:x@thread.v2`` -> ``19%3Ax%40thread.v2``)."""
     return quote(value, safe="")
-
-
-def jwt_payload(token: str) -> dict[str, Any]:
-    """The payload of a JWT, decoded the strict way the Python SDK does (standard base64 alphabet)."""
-    part = token.split(".")[1]
-    payload: dict[str, Any] = json.loads(base64.b64decode(part + "==").decode("ascii"))
-    return payload
 
 
 def assert_error(
@@ -228,138 +201,3 @@ class Wire:
             if not body.get("nextLink"):
                 return items
             response = self.follow(body["nextLink"], user)
-
-
-class LogRecords(logging.Handler):
-    """Collects the records of one logger at or above ``level`` while in use as a context manager.
-
-    Attach it after the emulator has started: uvicorn configures its loggers when a server is made.
-    """
-
-    def __init__(self, name: str = "uvicorn.error", level: int = logging.WARNING) -> None:
-        super().__init__(level)
-        self.logger = logging.getLogger(name)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    @property
-    def messages(self) -> list[str]:
-        return [r.getMessage() for r in self.records]
-
-    def __enter__(self) -> LogRecords:
-        self.logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.logger.removeHandler(self)
-
-
-SERVE_START_TIMEOUT_S = 30
-
-
-def announcement(pid: int) -> dict[str, Any]:
-    """What the ``chatnb serve`` process ``pid`` announced in the registry (``chatnb.location.running()``)."""
-    found = [info for info in location.running() if info["pid"] == pid]
-    assert found, f"pid {pid} is not in the registry"
-    return found[0]
-
-
-def serve_command(*args: str) -> list[str]:
-    """``python -m chatnb serve --port 0 ARGS``."""
-    return [sys.executable, "-m", "chatnb", "serve", "--port", "0", *args]
-
-
-class Served:
-    """A ``chatnb serve`` process, started and ready (it printed its connection string) on construction.
-
-    Use as a context manager, or call :meth:`close`, to kill it if still running.
-    """
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            serve_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        self.lines: list[str] = []
-        self._announced: dict[str, Any] = {}
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
-
-    def _wait_ready(self) -> None:
-        while True:
-            try:
-                line = self._queue.get(timeout=SERVE_START_TIMEOUT_S)
-            except queue.Empty:
-                pytest.fail(f"chatnb serve printed no ready line in {SERVE_START_TIMEOUT_S} s: {self.lines}")
-            if line is None:
-                err = self.process.stderr.read() if self.process.stderr else ""
-                pytest.fail(f"chatnb serve exited early ({self.process.wait()}): {self.lines} {err}")
-            self.lines.append(line)
-            if "Ctrl-C" in line:
-                self._announced = announcement(self.process.pid)
-                return
-
-    def field(self, label: str) -> str:
-        """The value of a ``label: value`` line of the start banner."""
-        for line in self.lines:
-            if line.strip().startswith(label + ":"):
-                return line.split(":", 1)[1].split("   (")[0].strip()
-        raise AssertionError(f"no {label!r} line in {self.lines}")
-
-    @property
-    def connection_string(self) -> str:
-        """From the registry, read once ready: the banner shows the access key only on a terminal."""
-        if not self._announced:
-            self._announced = announcement(self.process.pid)
-        return str(self._announced["connection_string"])
-
-    @property
-    def endpoint(self) -> str:
-        return self.connection_string.split(";")[0].removeprefix("endpoint=")
-
-    @property
-    def access_key(self) -> str:
-        return self.connection_string.split(";")[1].removeprefix("accesskey=")
-
-    @property
-    def ca_cert(self) -> str:
-        return self.field("certificate (PEM)")
-
-    def wire(self, *, base_url: str | None = None) -> Wire:
-        return Wire.connect(self.connection_string, self.ca_cert, base_url=base_url)
-
-    def stop(self, sig: signal.Signals = signal.SIGINT) -> tuple[int, str, str]:
-        """Send ``sig``; return the exit code, the rest of stdout and stderr."""
-        self.process.send_signal(sig)
-        rc = self.process.wait(15)
-        rest = []
-        while (line := self._queue.get(timeout=5)) is not None:
-            rest.append(line)
-        assert self.process.stderr is not None
-        return rc, "\n".join(rest), self.process.stderr.read()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-    def __enter__(self) -> Served:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

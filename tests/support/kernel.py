@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Kernel", "KernelError", "chatnb_command", "free_port"]
+from tests.support.processes import close_streams, end
+
+__all__ = ["Kernel", "KernelError", "chatnb_command"]
 
 _LOOP = r"""
 import json, sys
@@ -70,10 +71,8 @@ class Kernel:
 
     def kill(self) -> None:
         """SIGKILL, as when a kernel crashes: no ``close()``, no ``atexit``."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self._close_pipes()
+        end(self.process, signal.SIGKILL)
+        close_streams(self.process.stdin, self.process.stdout)
 
     def close(self) -> None:
         """End the kernel as a notebook's shutdown does (its stdin closes; ``atexit`` runs)."""
@@ -83,12 +82,7 @@ class Kernel:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.kill()
-        self._close_pipes()
-
-    def _close_pipes(self) -> None:
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
+        close_streams(self.process.stdin, self.process.stdout)
 
     def __enter__(self) -> Kernel:
         return self
@@ -109,10 +103,3 @@ def chatnb_command(
         timeout=120,
         env={**os.environ, **(env or {})},
     )
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

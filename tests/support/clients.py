@@ -1,14 +1,16 @@
-"""Helpers shared by the client tests: run one scenario through sync and async clients, fake JWTs."""
+"""Client tests: one scenario through the sync and the async client; new users of an emulator."""
 
 from __future__ import annotations
 
-import base64
 import inspect
-import json
-import time
 from typing import Any
 
 import pandas as pd
+
+import chatnb
+from chatnb.emulator import Emulator
+
+__all__ = ["assert_schema", "aw", "closing", "collect", "new_chat_user", "new_user_token", "text_of"]
 
 
 async def aw(value: Any) -> Any:
@@ -42,12 +44,19 @@ def assert_schema(frame: pd.DataFrame, columns: dict[str, str]) -> None:
     assert {name: str(dtype) for name, dtype in frame.dtypes.items()} == columns
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+def new_user_token(emu: Emulator) -> tuple[str, str]:
+    """``(user id, chat token)`` of a new user of ``emu``, through the Identity API."""
+    with chatnb.CommunicationIdentityClient.from_connection_string(emu.connection_string) as identity:
+        user, token = identity.create_user_and_token(["chat"])
+    return user.raw_id, token.token
 
 
-def fake_jwt(seconds: float, **claims: Any) -> str:
-    """A well-formed but unsigned-by-anyone JWT expiring in ``seconds`` (the emulator rejects it)."""
-    payload = {"skypeid": "acs:fake", "exp": int(time.time() + seconds), **claims}
-    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    return f"{header}.{_b64(json.dumps(payload).encode())}.{_b64(b'not-a-signature')}"
+def new_chat_user(emu: Emulator) -> tuple[chatnb.ChatClient, str]:
+    """A sync chat client of a new user of ``emu``, and the user's id (close the client when done)."""
+    user_id, token = new_user_token(emu)
+    return chatnb.ChatClient(emu.endpoint, token), user_id
+
+
+def text_of(message: chatnb.ChatMessage) -> str | None:
+    """The text of ``message`` (``None`` for a message without content)."""
+    return None if message.content is None else message.content.message

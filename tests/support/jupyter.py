@@ -17,7 +17,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.support.net import free_port
+
 __all__ = [
     "AXE",
     "CHROMIUM",
@@ -36,11 +37,10 @@ __all__ = [
     "KernelRun",
     "artifacts_dir",
     "chromium",
-    "free_port",
     "write_notebook",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "tests" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = os.environ.get("CHATNB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,13 +52,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-dev-shm-usage",
 ]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def artifacts_dir() -> Path:
@@ -159,7 +152,7 @@ class JupyterLab:
                 kernels = []
             if kernels and all(k["execution_state"] == "idle" for k in kernels):
                 return
-            time.sleep(0.1)
+            time.sleep(0.1)  # the polling interval of that condition
         raise TimeoutError(f"kernels not idle within {timeout} s: {self.kernels()}")
 
     def start(self, timeout: float = 60.0) -> JupyterLab:
@@ -192,7 +185,7 @@ class JupyterLab:
                 self.api("GET", "/api/status")
                 return self
             except (OSError, urllib.error.URLError):
-                time.sleep(0.1)
+                time.sleep(0.1)  # polling until the server answers (a subprocess: no event to wait on)
         raise TimeoutError(f"JupyterLab did not answer within {timeout} s:\n{self.log()}")
 
     def log(self) -> str:
@@ -260,7 +253,7 @@ def chromium(base: Path) -> Iterator[Any]:
 
     if not Path(CHROMIUM).exists():
         raise RuntimeError(f"{CHROMIUM} is missing: run .ci/setup-extras (apt-get install chromium)")
-    env = {
+    env: dict[str, str | float | bool] = {
         **os.environ,
         "XDG_CONFIG_HOME": str(base / "xdg_config_home"),
         "XDG_CACHE_HOME": str(base / "xdg_cache_home"),

@@ -1,4 +1,5 @@
-"""Helpers of the export tests: users, a thread with every kind of message, the expected rows."""
+"""Helpers of the export tests: a thread with every kind of message, the expected rows, a transport that
+rewrites the wire, an export script killed mid-way."""
 
 from __future__ import annotations
 
@@ -17,14 +18,23 @@ import pandas as pd
 
 import chatnb
 from chatnb.emulator import Emulator
+from tests.support.clients import new_chat_user
+
+__all__ = [
+    "SYSTEM",
+    "Rewriting",
+    "RichThread",
+    "assert_same_rows",
+    "expected",
+    "file_bytes",
+    "local_files",
+    "modes",
+    "rich_thread",
+    "run_until_killed",
+    "token_of",
+]
 
 SYSTEM = ("topicUpdated", "participantAdded", "participantRemoved")
-
-
-def new_user(emu: Emulator) -> tuple[chatnb.ChatClient, str]:
-    with chatnb.CommunicationIdentityClient.from_connection_string(emu.connection_string) as ident:
-        user, token = ident.create_user_and_token(["chat"])
-    return chatnb.ChatClient(emu.endpoint, token.token), user.raw_id
 
 
 @dataclass
@@ -39,8 +49,8 @@ class RichThread:
 
 def rich_thread(emu: Emulator, *, messages: int = 40) -> RichThread:
     """A thread with text and html messages, metadata, an edit, a delete and every system message."""
-    chat, _ = new_user(emu)
-    other, other_id = new_user(emu)
+    chat, _ = new_chat_user(emu)
+    other, other_id = new_chat_user(emu)
     created = chat.create_chat_thread('Quarterly <review> & "plans"')
     thread = chat.get_chat_thread_client(created.chat_thread.id)
     ids = []
@@ -56,7 +66,9 @@ def rich_thread(emu: Emulator, *, messages: int = 40) -> RichThread:
         chat_message_type="html",
         sender_display_name="Ann",
     )
-    thread.add_participants([chatnb.ChatParticipant(other_id, display_name="Bob")])
+    thread.add_participants(
+        [chatnb.ChatParticipant(chatnb.CommunicationUserIdentifier(other_id), display_name="Bob")]
+    )
     other.get_chat_thread_client(thread.thread_id).send_message("hello from Bob", sender_display_name="Bob")
     thread.update_message(ids[3], "line 3, edited")
     thread.delete_message(ids[4])
@@ -83,7 +95,8 @@ def expected(
         thread_id=pd.array([thread.thread_id] * len(frame), dtype="string"),
         thread_topic=pd.array([topic] * len(frame), dtype="string"),
     )
-    return frame.reset_index(drop=True)
+    result: pd.DataFrame = frame.reset_index(drop=True)
+    return result
 
 
 def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, columns: list[str] | None = None) -> None:
@@ -91,6 +104,13 @@ def assert_same_rows(got: pd.DataFrame, want: pd.DataFrame, columns: list[str] |
     got = got.sort_values(["thread_id", "sequence_id"]).reset_index(drop=True)
     want = want.sort_values(["thread_id", "sequence_id"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got[cols], want[cols], check_dtype=True)
+
+
+def local_files(result: chatnb.ExportResult) -> list[Path]:
+    """The files of an export to a local folder (paths, where a remote export has URLs)."""
+    paths = [f for f in result.files if isinstance(f, Path)]
+    assert len(paths) == len(result.files), result.files
+    return paths
 
 
 def file_bytes(paths: list[Any]) -> dict[str, bytes]:
