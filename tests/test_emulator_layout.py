@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.imports import EMULATOR_SHARES, FUNCTION, ROOT, Import, all_imports, find_cycle, graph
+from tests.support.imports import (
+    EMULATOR_SHARES,
+    FUNCTION,
+    ROOT,
+    Import,
+    all_imports,
+    find_cycle,
+    graph,
+    parse,
+)
 
 PACKAGE = ROOT / "chatnb" / "emulator"
 MAX_LINES = 400
@@ -62,7 +71,7 @@ def test_no_private_name_crosses_a_module() -> None:
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
 def test_every_module_has_an_all_and_at_most_400_lines(path: Path) -> None:
     """(ruff's RUF022 keeps each ``__all__`` sorted.)"""
-    tree = ast.parse(path.read_text())
+    tree = parse(path)
     declared = [
         node.value
         for node in tree.body

@@ -7,6 +7,7 @@ function (a lazy import), and the names a package maps to its modules for PEP 56
 from __future__ import annotations
 
 import ast
+import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "graph",
     "imports",
     "modules",
+    "parse",
     "private_attributes",
 ]
 
@@ -31,6 +33,25 @@ ROOT = Path(__file__).resolve().parents[2]
 #: What the emulator may load outside itself: pure helpers it shares with the client, and the location
 #: package (the files of a location and the registry of running emulators; it imports neither).
 EMULATOR_SHARES = ("chatnb._time", "chatnb._signing", "chatnb.location")
+
+
+def parse(path: Path) -> ast.Module:
+    """The syntax tree of the file at ``path``, with the garbage collector paused while it is built.
+
+    CPython 3.11 keeps the depth counter of its AST construction in state shared by all threads
+    (python/cpython#106905; per call from 3.12). A collection during the construction runs finalizers,
+    which can let another thread of the suite (a test's emulator formatting a traceback, which parses
+    too) build a tree of its own meanwhile, and the construction then fails with "SystemError: AST
+    constructor recursion depth mismatch". Without a collection no Python code runs in between.
+    """
+    source = path.read_text()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ast.parse(source, str(path))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 #: Where an import is written: at module level, under ``if TYPE_CHECKING:`` (never run), in a function
@@ -72,7 +93,7 @@ def imports(name: str, path: Path, known: Iterable[str]) -> list[Import]:
     to tell ``from package import submodule`` from ``from module import name``."""
     known = set(known)
     package = _package(name, path)
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse(path)
     found: list[Import] = []
 
     def add(module: str, names: tuple[str, ...], line: int, how: str) -> None:
@@ -108,7 +129,7 @@ def private_attributes(name: str, path: Path, known: Iterable[str]) -> list[str]
     reaches through that module (``from . import _core`` ... ``_core._text``)."""
     known = set(known)
     package = _package(name, path)
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parse(path)
     aliases: dict[str, str] = {}  # local name -> the chatnb module bound to it
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
