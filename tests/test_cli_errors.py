@@ -149,6 +149,18 @@ def test_no_command_and_an_unknown_one() -> None:
     assert one_line(chatnb_command("stop", "--all", "--location", "x")).startswith("chatnb stop: argument")
 
 
+def test_version_is_one_line_on_stdout() -> None:
+    result = chatnb_command("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"chatnb {chatnb.__version__}\n", "")
+
+
+def test_bad_event_grid_and_clock_options() -> None:
+    assert one_line(chatnb_command("serve", "--in-memory", "--event-grid", "ftp://x")) == (
+        "chatnb serve: the endpoint must be an http:// or https:// URL, not 'ftp://x'"
+    )
+    assert "invalid choice: 'sideways'" in one_line(chatnb_command("serve", "--clock", "sideways"))
+
+
 # -- the export command ----------------------------------------------------------------------------
 
 
