@@ -284,7 +284,7 @@ class LimitsMiddleware:
                     await _reply(send, cls(message, code=cls.default_code), seconds)
                     return
         if self.limiter is not None:
-            wait = self._throttle(scope, path)
+            wait = self._throttle(self.limiter, scope, path)
             if wait is not None:
                 error = TooManyRequests(
                     "Rate limit exceeded: too many requests for this operation; retry after the "
@@ -295,8 +295,7 @@ class LimitsMiddleware:
                 return
         await self.app(scope, receive, send)
 
-    def _throttle(self, scope: Scope, path: str) -> float | None:
-        assert self.limiter is not None
+    def _throttle(self, limiter: RateLimiter, scope: Scope, path: str) -> float | None:
         buckets, thread = _classify(scope.get("method", "GET"), path)
         if not buckets:
             return None
@@ -309,7 +308,7 @@ class LimitsMiddleware:
                 user = self.issuer.verify(token).user_id
             except ServiceError:
                 return None  # the handler answers 401
-        return self.limiter.acquire(buckets, user=user, thread=thread)
+        return limiter.acquire(buckets, user=user, thread=thread)
 
 
 async def _reply(send: Send, error: ServiceError, retry_after: float) -> None:
