@@ -44,9 +44,14 @@ def notebook_sections(name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The site, built from a copy of the sources (the build writes its generated API pages beside them)."""
+    """The site, built from a copy of the sources (the build writes its generated API pages beside them),
+    laid out as in the repository: ``docs/notebooks`` stays a link to ``notebooks/``, as `make docs` sees
+    it (a page's link to a notebook resolves through it)."""
     sources = tmp_path_factory.mktemp("docs-src")
-    shutil.copytree(ROOT / "docs", sources / "docs", ignore=shutil.ignore_patterns("_build", "generated"))
+    skip = shutil.ignore_patterns("_build", "generated", ".ipynb_checkpoints")
+    shutil.copytree(ROOT / "docs", sources / "docs", symlinks=True, ignore=skip)
+    shutil.copytree(ROOT / "notebooks", sources / "notebooks", ignore=skip)
+    assert (sources / "docs" / "notebooks").is_symlink()
     for name in ("CHANGELOG.md", "CONTRIBUTING.md", "README.md"):
         shutil.copy(ROOT / name, sources / name)
     out = sources / "html"
