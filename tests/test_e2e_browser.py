@@ -99,10 +99,25 @@ def browser(lab: JupyterLab) -> Iterator[Any]:
         yield chromium_browser
 
 
+STDERR = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+RAN_OR_FAILED = """stderr => {
+  const prompts = [...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")];
+  const ran = prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
+  return ran || document.querySelector(stderr) !== null;
+}"""
+
+
 def run_all(page: Any, lab: JupyterLab) -> None:
+    """Run every cell once this notebook's own kernel is idle (the server's other kernels say nothing of
+    it), and wait until each has run; a cell that wrote to stderr fails the test with what it wrote."""
     lab.wait_idle()
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=WAIT_MS)
     page.click('.lm-MenuBar-itemLabel:text-is("Run")')
     page.click('.lm-Menu-item[data-command="runmenu:run-all"]')
+    page.wait_for_function(RAN_OR_FAILED, arg=STDERR, timeout=WAIT_MS)
+    failed = page.locator(STDERR)
+    if failed.count():
+        pytest.fail("a notebook cell failed:\n" + "\n".join(failed.all_inner_texts())[-3000:])
 
 
 def set_theme(page: Any, dark: bool) -> None:
