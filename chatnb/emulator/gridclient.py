@@ -1,15 +1,27 @@
 """The HTTP/1.1 client of Event Grid delivery: asyncio streams, httptools' parser (uvicorn's, already here),
 pooled keep-alive connections, TLS by the system's trust store.
 
-Why not httpx: delivery shares the emulator's process (and its GIL) with the API, so every CPU cycle a
-delivery takes is one a request waits for. A message to a thread of 50 members is 50 deliveries; on the
-2-core machines CI runs on, ``httpx.AsyncClient`` spent about 2 ms of CPU on each, and the API's send
-latency doubled while delivering (``bench/bench_eventgrid.py`` measured it). This client only writes a
-request and parses an answer, for a few tens of microseconds.
+Why not httpx, although delivery has a process of its own (:mod:`~chatnb.emulator.gridworker`): that
+process makes 50 requests for each message to a thread of 50 members, on cores it shares with the API
+and the webhook, and ``httpx.AsyncClient`` cannot keep up. ``bench/bench_eventgrid.py`` runs delivery
+through both, side by side, every time (the same contract on httpx: one pooled client, no redirects, no
+environment proxies, the system's trust store, at most 64 KiB of an answer streamed). Three runs on 2
+cores, December 2026 (httpx 0.28.1, httpcore 1.0.9; the figures are gridclient / httpx):
+
+- deliveries/s, a burst of 10,000: 1,136-1,953 / 151-180 (288 with ``sniffio`` installed: without it,
+  which anyio 4.11+ no longer brings, httpcore tries to import it at every lock, encode/httpcore#1103);
+- so at 500 deliveries/s (10 messages/s to 50 members) httpx falls behind: send -> webhook p50 6.9-8.2 ms
+  / 5.5-9.4 s, growing for as long as the rate lasts;
+- the API's send latency meanwhile, p50: 4.2-5.3 ms / 6.2-8.3 ms (3.4-5.6 ms with no Event Grid).
+
+A profile puts httpx's time in httpcore's pool (which looks at every pooled connection for every request)
+and anyio's stream wrappers; this client writes a request and feeds an answer to the parser.
 
 What it does not do, on purpose: follow redirects (Event Grid does not), decode compressed answers (only
-a handshake's answer is read), proxies, HTTP/2. An answer's body is read up to :data:`MAX_BODY_BYTES` and
-dropped beyond (the connection is then closed rather than reused).
+a handshake's answer is read), proxies, HTTP/2. Nothing an answer holds stays unbounded: a head over
+:data:`MAX_HEAD_BYTES` is an error; a body is read up to :data:`MAX_BODY_BYTES` and no further (the
+connection is then closed rather than reused). A URL's non-ASCII characters go percent-encoded (UTF-8),
+its host by IDNA; no request line or header carries a control character.
 """
 
 from __future__ import annotations
@@ -18,17 +30,25 @@ import asyncio
 import contextlib
 import re
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
-__all__ = ["MAX_BODY_BYTES", "Answer", "WebhookClient", "WebhookError"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "Answer", "WebhookClient", "WebhookError"]
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024
 _Key = tuple[str, str, int]
 _UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")  # urlsplit would quietly drop CR, LF and tab: refuse them
+
+
+def _ascii(text: str) -> str:
+    """``text`` with its non-ASCII characters percent-encoded as UTF-8 (as browsers send them)."""
+    return _NON_ASCII.sub(lambda m: quote(m.group()), text)
 
 
 class WebhookError(OSError):
@@ -44,18 +64,23 @@ class Answer:
     body: bytes
 
 
-@dataclass
 class _Reading:
-    """The parser callbacks' state for one answer."""
+    """One answer being parsed: httptools' parser and the state its callbacks keep."""
 
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytearray = field(default_factory=bytearray)
-    size: int = 0
-    done: bool = False
-    name: bytes = b""
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+        self.size = 0
+        self.head_done = self.done = self.keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.head_done = True
+        # asked now: once the message is complete the parser has reset what it knew (its Content-Length)
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -110,17 +135,26 @@ class WebhookClient:
             WebhookError: for a URL that is not http(s), a failed connection or an answer that does not
                 parse.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if _UNSAFE_URL.search(url):
+            raise WebhookError("the URL holds a space or a control character")
+        try:  # the host as DNS knows it (IDNA), the port a number
+            parts = urlsplit(url)
+            hostname, port = (parts.hostname or "").encode("idna").decode("ascii"), parts.port
+        except ValueError as exc:  # UnicodeError is one
+            raise WebhookError(f"not a valid URL (host or port): {url[:100]!r}") from exc
+        if parts.scheme not in ("http", "https") or not hostname:
             raise WebhookError(f"not an http(s) URL: {url[:100]!r}")
-        key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rsplit("@", 1)[-1]
+        key = (parts.scheme, hostname, port or (443 if parts.scheme == "https" else 80))
+        target = _ascii(parts.path or "/") + (f"?{_ascii(parts.query)}" if parts.query else "")
+        host = (f"[{hostname}]" if ":" in hostname else hostname) + (f":{port}" if port else "")
         lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
         lines += [f"{k}: {v}" for k, v in {**self.headers, **(headers or {})}.items()]
         if any(_UNSAFE.search(line) for line in lines):  # never a second header or request smuggled in
             raise WebhookError("a request line or header holds a control character")
-        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        try:
+            raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        except UnicodeEncodeError as exc:
+            raise WebhookError("a header holds a character beyond latin-1") from exc
         idle = self._idle.get(key) or []
         while idle:  # a kept connection the server may have closed meanwhile: try it, then a new one
             connection = idle.pop()
@@ -132,24 +166,26 @@ class WebhookClient:
 
     async def _exchange(self, key: _Key, connection: _Connection, raw: bytes, *, reused: bool) -> Answer:
         reading = _Reading()
-        parser = httptools.HttpResponseParser(reading)
-        keep = False
+        keep, received = False, 0
         try:
             connection.writer.write(raw)
             await connection.writer.drain()
-            received = 0
-            while not reading.done:
+            while not reading.done and reading.size <= MAX_BODY_BYTES:  # beyond: not read, not reused
+                if not reading.head_done and received > MAX_HEAD_BYTES:
+                    raise WebhookError(f"the webhook's answer has a head over {MAX_HEAD_BYTES} bytes")
                 data = await connection.reader.read(65536)
                 if not data:
                     if reused and not received:
                         raise _Stale
                     raise WebhookError("the webhook closed the connection before answering in full")
                 received += len(data)
-                parser.feed_data(data)
-            keep = parser.should_keep_alive() and reading.size <= MAX_BODY_BYTES
-            return Answer(parser.get_status_code(), reading.headers, bytes(reading.body))
-        except (ConnectionError, httptools.HttpParserError) as exc:
-            if reused and isinstance(exc, ConnectionError):
+                reading.parser.feed_data(data)
+            keep = reading.done and reading.keep_alive
+            return Answer(reading.parser.get_status_code(), reading.headers, bytes(reading.body))
+        except WebhookError:
+            raise
+        except (OSError, httptools.HttpParserError) as exc:  # OSError: ConnectionError, ssl.SSLError...
+            if reused and not received and isinstance(exc, ConnectionError):
                 raise _Stale from exc
             raise WebhookError(f"the webhook's answer failed: {type(exc).__name__}") from exc
         finally:

@@ -26,7 +26,7 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .gridevents import EVENT_TYPES, PREFIX, short_type
 
@@ -95,9 +95,17 @@ class EventGridSubscription:
             raise SubscriptionError(
                 "the endpoint must be a URL of at most 2048 characters without spaces or control characters"
             )
-        parts = urlsplit(self.endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SubscriptionError(f"the endpoint must be an http:// or https:// URL, not {self.endpoint!r}")
+        parts: SplitResult | None
+        try:
+            parts = urlsplit(self.endpoint)
+            parts.port  # noqa: B018 (urlsplit checks the port when it is asked for it)
+        except ValueError:  # a bracket left open, a port that is not a number from 0 to 65535
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SubscriptionError(
+                f"the endpoint must be an http:// or https:// URL (its port a number from 0 to 65535), "
+                f"not {self.endpoint!r}"
+            )
         name = self.name or _default_name(self.endpoint)
         if not _NAME.fullmatch(name):
             raise SubscriptionError(f"a subscription name is 3-64 letters, digits or '-', not {name!r}")
