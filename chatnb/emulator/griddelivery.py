@@ -47,7 +47,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .gridevents import JOURNAL_TYPES, JournalEntry
 from .gridsubs import EventGridSubscription, SubscriptionError
@@ -151,11 +151,14 @@ class GridDelivery:
             "concurrency": self.concurrency,
         }
         self._send(config)
-        for target, name in (
-            (self._listen, "chatnb-eventgrid-out"),
-            (self._read_journal, "chatnb-eventgrid"),
+        answers = self._process.stdout
+        if answers is None:
+            raise RuntimeError("the Event Grid delivery process has no output pipe")
+        for target, args, name in (
+            (self._listen, (answers,), "chatnb-eventgrid-out"),
+            (self._read_journal, (), "chatnb-eventgrid"),
         ):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread = threading.Thread(target=target, args=args, name=name, daemon=True)
             thread.start()
             self._threads_running.append(thread)
 
@@ -170,9 +173,8 @@ class GridDelivery:
                 if not self._stopping:
                     log.warning("the Event Grid delivery process is gone; nothing more is delivered")
 
-    def _listen(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        while (message := read_message(self._process.stdout)) is not None:
+    def _listen(self, answers: IO[bytes]) -> None:
+        while (message := read_message(answers)) is not None:
             with self._changed:
                 if message[0] == "reply":
                     self._replies[message[1]] = message[2]

@@ -154,10 +154,16 @@ class Worker:
         self._pump()
         self._changed()
 
+    @property
+    def sender(self) -> GridSender:
+        """The sender of :meth:`run` (there is none before it starts)."""
+        if self._sender is None:
+            raise RuntimeError("the Event Grid worker sends nothing before run()")
+        return self._sender
+
     async def _validate(self, request: int, state: SubscriptionState, validation_url: str) -> None:
-        assert self._sender is not None
         sub, code = state.subscription, state.validation_code
-        state.provisioning, state.last_error = await self._sender.handshake(sub, code, validation_url + code)
+        state.provisioning, state.last_error = await self.sender.handshake(sub, code, validation_url + code)
         self._snapshot()  # a failure is the parent's to report (it raises, or logs it once)
         write_message(self.out, ("reply", request, state.to_json()))
         self._pump()
@@ -191,9 +197,8 @@ class Worker:
                 self._spawn(self._deliver(state, batch))
 
     async def _deliver(self, state: SubscriptionState, batch: Batch) -> None:
-        assert self._sender is not None
         sub = state.subscription
-        status, outcome = await self._sender.post(sub, batch)
+        status, outcome = await self.sender.post(sub, batch)
         batch.attempts += 1
         batch.last_attempt_us, batch.last_status, batch.last_outcome = wall_us(), status, outcome
         state.attempts += 1
