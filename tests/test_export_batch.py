@@ -60,7 +60,7 @@ def assert_same(items: list[dict[str, Any]], keep: np.ndarray[Any, Any] | None =
     mask = np.ones(len(batch), dtype=bool) if keep is None else keep
     assert batch.seq.tolist() == frame["sequence_id"].tolist()
     for name in ("created_on", "edited_on", "deleted_on"):
-        assert batch.times[name].tolist() == _ns(frame[name]).tolist(), name
+        assert getattr(batch, name.replace("_on", "_ns")).tolist() == _ns(frame[name]).tolist(), name
     change = np.maximum(
         np.maximum(_ns(frame["created_on"]), _ns(frame["edited_on"])), _ns(frame["deleted_on"])
     )

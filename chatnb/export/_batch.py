@@ -65,8 +65,56 @@ def _nanoseconds(values: list[Any]) -> np.ndarray[Any, Any]:
     return fallback
 
 
+def _pick(values: np.ndarray[Any, Any], rows: np.ndarray[Any, Any] | None) -> np.ndarray[Any, Any]:
+    return values if rows is None else values[rows]
+
+
+class _Columns:
+    """The columns of every message listed in a batch (the rows a :class:`Batch` selects from)."""
+
+    __slots__ = ("_arrow", "items", "objects", "seq", "texts", "times")
+
+    def __init__(self, pages: Sequence[MessagePage]) -> None:
+        wire: Sequence[Any] = pages[0].wire if len(pages) == 1 else [m for p in pages for m in p.wire]
+        self.items, self.seq, values = frames.message_values(wire)
+        self.texts = {name: _texts(values[name]) for name in _TEXTS}
+        self.times = {name: _nanoseconds(values[name]) for name in _TIMES}
+        self.objects = {"metadata": values["metadata"], "participant_ids": values["participant_ids"]}
+        self._arrow: dict[str, pa.Array] = {}
+
+    def arrow(self, field: pa.Field, thread: tuple[str, str]) -> pa.Array:
+        """The column of ``field`` (export columns: see :mod:`chatnb.export._encode`) for every row."""
+        name = field.name
+        if name in ("thread_id", "thread_topic"):
+            value = thread[0] if name == "thread_id" else thread[1]
+            return pa.repeat(pa.scalar(value, field.type), len(self.seq))
+        column = self._arrow.get(name)
+        if column is None:
+            column = self._arrow[name] = self._convert(field)
+        return column
+
+    def _convert(self, field: pa.Field) -> pa.Array:
+        name = field.name
+        if name in self.texts:
+            return self.texts[name]
+        if name in self.times:
+            ns = self.times[name]
+            return pa.array(ns, mask=ns == NAT).view(field.type)
+        if name == "sequence_id":
+            return pa.array(self.seq, type=field.type)
+        values = self.objects[name]
+        if all(v is None for v in values):
+            return pa.nulls(len(values), type=field.type)
+        if name == "participant_ids":
+            values = [None if v is None else list(v) for v in values]
+        return pa.array(values, type=field.type)
+
+
 class Batch:
     """Messages oldest first (ascending ``sequence_id``), as NumPy and Arrow, and as a frame on demand.
+
+    A batch of the rows to write (:meth:`take`) selects them from the columns of the whole batch; Arrow
+    takes them from each column once, when a table is built.
 
     Attributes:
         seq: the sequence ids (int64).
@@ -76,20 +124,15 @@ class Batch:
 
     def __init__(
         self,
-        items: Sequence[Any],
-        seq: np.ndarray[Any, Any],
-        texts: dict[str, pa.Array],
-        times: dict[str, np.ndarray[Any, Any]],
-        objects: dict[str, list[Any]],
-        thread: tuple[str, str] | None = None,
+        columns: _Columns,
+        rows: np.ndarray[Any, Any] | None = None,
+        thread: tuple[str, str] = ("", ""),
     ) -> None:
-        self.items = items
-        self.seq = seq
-        self.texts = texts
-        self.times = times
-        self.objects = objects
-        self.created_ns, self.edited_ns, self.deleted_ns = (times[name] for name in _TIMES)
-        self.thread_id, self.topic = thread if thread is not None else ("", "")
+        self._columns = columns
+        self._rows = rows  # indices into the columns; None: every row
+        self.thread_id, self.topic = thread
+        self.seq = _pick(columns.seq, rows)
+        self.created_ns, self.edited_ns, self.deleted_ns = (_pick(columns.times[n], rows) for n in _TIMES)
         self._frame: pd.DataFrame | None = None
         self._months: list[tuple[str, Batch]] | None = None
 
@@ -100,12 +143,7 @@ class Batch:
         Raises:
             UnicodeEncodeError: a text holds a lone surrogate (repair the pages, then build it again).
         """
-        wire: Sequence[Any] = pages[0].wire if len(pages) == 1 else [m for p in pages for m in p.wire]
-        items, seq, values = frames.message_values(wire)
-        texts = {name: _texts(values[name]) for name in _TEXTS}
-        times = {name: _nanoseconds(values[name]) for name in _TIMES}
-        objects = {"metadata": values["metadata"], "participant_ids": values["participant_ids"]}
-        return cls(items, seq, texts, times, objects)
+        return cls(_Columns(pages))
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -117,33 +155,28 @@ class Batch:
         )
         return latest
 
+    def _text(self, name: str) -> pa.Array:
+        column = self._columns.texts[name]
+        return column if self._rows is None else column.take(pa.array(self._rows))
+
     def is_system(self) -> np.ndarray[Any, Any]:
         """Which messages are system messages (topic updated, participants added or removed)."""
-        found: np.ndarray[Any, Any] = (
-            pc.is_in(self.texts["type"], value_set=_SYSTEM).fill_null(False).to_numpy(zero_copy_only=False)
-        )
-        return found
+        found = pc.is_in(self._text("type"), value_set=_SYSTEM).fill_null(False)
+        flags: np.ndarray[Any, Any] = found.to_numpy(zero_copy_only=False)
+        return flags
 
     def values(self, name: str, rows: np.ndarray[Any, Any] | None = None) -> list[Any]:
         """A text column's values (``None`` where missing), of every row or of ``rows`` (indices)."""
-        column = self.texts[name]
+        column = self._text(name)
         found: list[Any] = (column if rows is None else column.take(pa.array(rows))).to_pylist()
         return found
 
     def take(self, keep: np.ndarray[Any, Any], thread_id: str, topic: str) -> Batch:
         """The rows where ``keep`` is true, to be written for the thread ``thread_id``."""
         if bool(keep.all()):
-            return Batch(self.items, self.seq, self.texts, self.times, self.objects, (thread_id, topic))
-        rows = np.flatnonzero(keep).tolist()
-        mask = pa.array(keep)
-        return Batch(
-            [self.items[i] for i in rows],
-            self.seq[rows],
-            {name: column.filter(mask) for name, column in self.texts.items()},
-            {name: column[rows] for name, column in self.times.items()},
-            {name: [column[i] for i in rows] for name, column in self.objects.items()},
-            (thread_id, topic),
-        )
+            return Batch(self._columns, self._rows, (thread_id, topic))
+        rows = np.flatnonzero(keep)
+        return Batch(self._columns, rows if self._rows is None else self._rows[rows], (thread_id, topic))
 
     def months(self) -> list[tuple[str, Batch]]:
         """The rows by month of creation (``YYYY-MM``, UTC), in order."""
@@ -161,34 +194,16 @@ class Batch:
 
     def table(self, schema: pa.Schema) -> pa.Table:
         """The rows as an Arrow table of ``schema`` (export columns: see :mod:`chatnb.export._encode`)."""
-        n = len(self)
-        arrays = []
-        for field in schema:
-            name = field.name
-            if name in self.texts:
-                arrays.append(self.texts[name])
-            elif name in self.times:
-                ns = self.times[name]
-                arrays.append(pa.array(ns, type=field.type, mask=ns == NAT))
-            elif name == "sequence_id":
-                arrays.append(pa.array(self.seq, type=field.type))
-            elif name in self.objects:
-                values = self.objects[name]
-                if all(v is None for v in values):
-                    arrays.append(pa.nulls(n, type=field.type))
-                elif name == "participant_ids":
-                    arrays.append(pa.array([None if v is None else list(v) for v in values], type=field.type))
-                else:
-                    arrays.append(pa.array(values, type=field.type))
-            else:
-                value = self.thread_id if name == "thread_id" else self.topic
-                arrays.append(pa.array([value] * n, type=field.type))
-        return pa.Table.from_arrays(arrays, schema=schema)
+        thread = (self.thread_id, self.topic)
+        arrays = [self._columns.arrow(field, thread) for field in schema]
+        table = pa.Table.from_arrays(arrays, schema=schema)
+        return table if self._rows is None else table.take(pa.array(self._rows))
 
     def frame(self) -> pd.DataFrame:
         """The rows as the frame of ``list_messages`` with ``thread_id`` and ``thread_topic`` added."""
         if self._frame is None:
-            frame = frames.messages_frame(self.items)
+            items = self._columns.items
+            frame = frames.messages_frame(items if self._rows is None else [items[i] for i in self._rows])
             n = len(frame)
             frame["thread_id"] = pd.array([self.thread_id] * n, dtype="string")
             frame["thread_topic"] = pd.array([self.topic] * n, dtype="string")
