@@ -121,6 +121,7 @@ def test_a_thread_of_every_kind_of_message_comes_out_the_same() -> None:
     ]
     assert_same(items)  # newest first, as listed
     assert_same(items, np.array([True, False, True, True, False, True, False]))
+    assert_same(items, np.array([False, False, True, True, True, True, False]))  # a run of rows
     assert_same(items[::-1])
     assert_same([items[3], items[0], items[5], items[0]])  # any order, a message listed twice
 

@@ -197,7 +197,12 @@ class Batch:
         thread = (self.thread_id, self.topic)
         arrays = [self._columns.arrow(field, thread) for field in schema]
         table = pa.Table.from_arrays(arrays, schema=schema)
-        return table if self._rows is None else table.take(pa.array(self._rows))
+        rows = self._rows
+        if rows is None:
+            return table
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows):  # a run of rows (the usual case): no copy
+            return table.slice(int(rows[0]), len(rows))
+        return table.take(pa.array(rows))
 
     def frame(self) -> pd.DataFrame:
         """The rows as the frame of ``list_messages`` with ``thread_id`` and ``thread_topic`` added."""
