@@ -8,7 +8,10 @@ the same rows, values and errors as the frame path: ``to_arrow(messages_frame(it
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,9 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import chatnb
 from chatnb import MessagePage, frames
+from chatnb.emulator import Emulator
 from chatnb.export._batch import NAT, SYSTEM_TYPES, Batch
 from chatnb.export._encode import ARROW_SCHEMA, PARQUET_SCHEMA, to_arrow
+from tests.support.export import assert_same_rows, expected, rich_thread, token_of
 
 THREAD, TOPIC = "19:abc@thread.v2", "Quarterly review"
 
@@ -137,6 +143,26 @@ def test_by_month_the_rows_split_as_the_months_of_creation() -> None:
         pd.testing.assert_frame_equal(rows.frame(), expected)
         assert rows.table(PARQUET_SCHEMA).equals(to_arrow(expected, PARQUET_SCHEMA))
     assert sum(len(rows) for _, rows in months) == 9
+
+
+@pytest.mark.parametrize("months", [1, 3])
+def test_a_written_batch_is_freed_at_once_without_the_garbage_collector(months: int) -> None:
+    """No reference cycle keeps a batch (its wire items, columns and frames) alive after it is written:
+    the export's memory stays that of the batches in hand."""
+    items = [message(i, createdOn=f"2025-{1 + i % months:02d}-01T00:00:00Z") for i in range(6, 0, -1)]
+    gc.disable()
+    try:
+        whole = Batch.of([MessagePage(items, None)])
+        rows = whole.take(np.ones(6, dtype=bool), THREAD, TOPIC)
+        for _, part in rows.months():
+            part.frame()
+            part.table(PARQUET_SCHEMA)
+        assert len(rows.months()) == months
+        refs = [weakref.ref(whole), weakref.ref(rows)]
+        del whole, rows, part
+        assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(
@@ -267,3 +293,38 @@ def test_a_batch_of_several_pages_is_one_chronological_batch() -> None:
     assert pa.types.is_timestamp(
         batch.take(np.ones(4, dtype=bool), THREAD, TOPIC).table(ARROW_SCHEMA)["created_on"].type
     )
+
+
+# -- through a real export ---------------------------------------------------------------------------
+
+
+async def test_listings_of_one_page_write_what_paged_listings_do_in_both_flavours(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A listing of one page is fed and finished in one step (no page fetched ahead): sync and async,
+    several threads at once, Parquet and a transcript, by month; the same rows and bytes as pages of 7."""
+    rich = rich_thread(emulator, messages=30)
+    second = rich.chat.get_chat_thread_client(rich.chat.create_chat_thread("Second").chat_thread.id)
+    for i in range(12):
+        second.send_message(f"second {i}", metadata={"i": str(i)} if i % 3 else None)
+    threads = [(rich.thread, rich.topic), (second, "Second")]
+    want = pd.concat([expected(tc, topic) for tc, topic in threads], ignore_index=True)
+    args: dict[str, Any] = {
+        "threads": [tc.thread_id for tc, _ in threads],
+        "format": ["parquet", "markdown"],
+        "partition_by": "month",
+        "progress": False,
+    }
+    paged = chatnb.export_history(rich.chat, tmp_path / "paged", results_per_page=7, **args)
+    whole = chatnb.export_history(rich.chat, tmp_path / "sync", concurrency=2, **args)
+    async with chatnb.aio.ChatClient(emulator.endpoint, token_of(rich.chat)) as chat:
+        awhole = await chatnb.aio.export_history(chat, tmp_path / "async", concurrency=2, **args)
+    assert paged.pages > 2 * len(threads) and whole.pages == awhole.pages == len(threads)
+    for run in (paged, whole, awhole):
+        assert run.rows == len(want) and not run.failed
+        assert_same_rows(chatnb.read_export(run.out), want)
+    transcripts = {name: sorted((tmp_path / name).rglob("*.md")) for name in ("paged", "sync", "async")}
+    for a, b, c in zip(*transcripts.values(), strict=True):
+        assert a.read_bytes() == b.read_bytes() == c.read_bytes()
+    rich.chat.close()
+    rich.other.close()

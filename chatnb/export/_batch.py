@@ -134,7 +134,7 @@ class Batch:
         self.seq = _pick(columns.seq, rows)
         self.created_ns, self.edited_ns, self.deleted_ns = (_pick(columns.times[n], rows) for n in _TIMES)
         self._frame: pd.DataFrame | None = None
-        self._months: list[tuple[str, Batch]] | None = None
+        self._months: list[tuple[str, Batch | None]] | None = None
 
     @classmethod
     def of(cls, pages: Sequence[MessagePage]) -> Batch:
@@ -180,17 +180,17 @@ class Batch:
 
     def months(self) -> list[tuple[str, Batch]]:
         """The rows by month of creation (``YYYY-MM``, UTC), in order."""
-        if self._months is None:
+        if self._months is None:  # the writers of a run share the split (never the batch itself: no cycle)
             months = self.created_ns.view("datetime64[ns]").astype("datetime64[M]")
             keys = np.datetime_as_string(months, unit="M")
             if len(keys) and bool((keys == keys[0]).all()):
-                self._months = [(str(keys[0]), self)]
+                self._months = [(str(keys[0]), None)]
             else:
                 self._months = [
                     (str(key), self.take(keys == key, self.thread_id, self.topic))
                     for key in sorted(set(keys))
                 ]
-        return self._months
+        return [(key, self if rows is None else rows) for key, rows in self._months]
 
     def table(self, schema: pa.Schema) -> pa.Table:
         """The rows as an Arrow table of ``schema`` (export columns: see :mod:`chatnb.export._encode`)."""
