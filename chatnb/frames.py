@@ -26,6 +26,9 @@ participant_ids     object              list of raw ids (participantAdded/Remove
 initiator_id        string              who changed the topic / membership
 =================== =================== ===================================================
 
+:func:`message_values` gives what these columns hold before pandas converts them (in the frame's row
+order), for code that stores them otherwise: the export builds Arrow arrays from them.
+
 Participants (:func:`participants_frame`): ``id`` string, ``display_name`` string,
 ``share_history_time`` datetime64[ns, UTC], ``metadata`` object.
 
