@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ def _frame_path(items: list[dict[str, Any]], keep: np.ndarray[Any, Any] | None =
     frame = frames.messages_frame(items)
     if keep is not None:
         frame = frame[keep]
-    out = frame.copy(deep=False)
+    out: pd.DataFrame = frame.copy(deep=False)
     out["thread_id"] = pd.array([THREAD] * len(out), dtype="string")
     out["thread_topic"] = pd.array([TOPIC] * len(out), dtype="string")
     return out
@@ -209,7 +209,7 @@ def test_missing_times_are_nat() -> None:
 
 # -- any wire the service could send ----------------------------------------------------------------
 
-_EPOCH = datetime(1990, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1990, 1, 1, tzinfo=timezone.utc)
 
 
 @st.composite
