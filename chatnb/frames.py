@@ -26,6 +26,9 @@ participant_ids     object              list of raw ids (participantAdded/Remove
 initiator_id        string              who changed the topic / membership
 =================== =================== ===================================================
 
+:func:`message_values` gives what these columns hold before pandas converts them (in the frame's row
+order), for code that stores them otherwise: the export builds Arrow arrays from them.
+
 Participants (:func:`participants_frame`): ``id`` string, ``display_name`` string,
 ``share_history_time`` datetime64[ns, UTC], ``metadata`` object.
 
@@ -50,6 +53,7 @@ __all__ = [
     "READ_RECEIPT_COLUMNS",
     "THREAD_COLUMNS",
     "empty_frame",
+    "message_values",
     "messages_frame",
     "participants_frame",
     "read_receipts_frame",
@@ -140,10 +144,19 @@ def _frame(columns: Mapping[str, str], data: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def messages_frame(items: Items) -> pd.DataFrame:
-    """Messages (wire ``ChatMessage`` dicts, any order) as a frame in ascending ``sequence_id``."""
-    if not items:
-        return empty_frame(MESSAGE_COLUMNS)
+def message_values(items: Items) -> tuple[Items, np.ndarray[Any, Any], dict[str, list[Any]]]:
+    """What the columns of :func:`messages_frame` hold, before they become pandas columns.
+
+    For code that stores them otherwise (the export writes Arrow straight from them).
+
+    Args:
+        items: wire ``ChatMessage`` dicts, in any order.
+
+    Returns:
+        The items in ascending ``sequence_id`` (the order of the frame's rows), their sequence ids
+        (int64), and every other column of :data:`MESSAGE_COLUMNS` as a list: the wire's text of the
+        time columns, the values (or ``None``) of the others.
+    """
     n = len(items)
     seq = np.fromiter((int(m["sequenceId"]) for m in items), dtype=np.int64, count=n)
     if n > 1 and not bool((seq[1:] >= seq[:-1]).all()):
@@ -154,29 +167,39 @@ def messages_frame(items: Items) -> pd.DataFrame:
             items, seq = [items[i] for i in order], seq[order]
     contents = [m.get("content") or {} for m in items]
     get = dict.get
-    data = {
-        "id": _strings([m["id"] for m in items]),
-        "type": _strings([m.get("type") for m in items]),
-        "sequence_id": seq,
-        "version": _strings([m.get("version") for m in items]),
-        "content": _strings([get(c, "message") for c in contents]),
-        "sender_id": _strings([_raw_id(m.get("senderCommunicationIdentifier")) for m in items]),
-        "sender_display_name": _strings([m.get("senderDisplayName") for m in items]),
-        "created_on": _times([m.get("createdOn") for m in items]),
-        "edited_on": _times([m.get("editedOn") for m in items]),
-        "deleted_on": _times([m.get("deletedOn") for m in items]),
-        "metadata": _objects([m.get("metadata") for m in items]),
-        "topic": _strings([get(c, "topic") for c in contents]),
-        "participant_ids": _objects(
-            [
-                [_raw_id(p.get("communicationIdentifier")) for p in c["participants"]]
-                if "participants" in c
-                else None
-                for c in contents
-            ]
-        ),
-        "initiator_id": _strings([_raw_id(get(c, "initiatorCommunicationIdentifier")) for c in contents]),
+    values = {
+        "id": [m["id"] for m in items],
+        "type": [m.get("type") for m in items],
+        "version": [m.get("version") for m in items],
+        "content": [get(c, "message") for c in contents],
+        "sender_id": [_raw_id(m.get("senderCommunicationIdentifier")) for m in items],
+        "sender_display_name": [m.get("senderDisplayName") for m in items],
+        "created_on": [m.get("createdOn") for m in items],
+        "edited_on": [m.get("editedOn") for m in items],
+        "deleted_on": [m.get("deletedOn") for m in items],
+        "metadata": [m.get("metadata") for m in items],
+        "topic": [get(c, "topic") for c in contents],
+        "participant_ids": [
+            [_raw_id(p.get("communicationIdentifier")) for p in c["participants"]]
+            if "participants" in c
+            else None
+            for c in contents
+        ],
+        "initiator_id": [_raw_id(get(c, "initiatorCommunicationIdentifier")) for c in contents],
     }
+    return items, seq, values
+
+
+_CONVERT = {"string": _strings, _TIME: _times, "object": _objects}
+
+
+def messages_frame(items: Items) -> pd.DataFrame:
+    """Messages (wire ``ChatMessage`` dicts, any order) as a frame in ascending ``sequence_id``."""
+    if not items:
+        return empty_frame(MESSAGE_COLUMNS)
+    _, seq, values = message_values(items)
+    data = {name: _CONVERT[MESSAGE_COLUMNS[name]](v) for name, v in values.items()}
+    data["sequence_id"] = seq
     return _frame(MESSAGE_COLUMNS, data)
 
 

@@ -65,6 +65,13 @@ class MessagePage:
         return f"<MessagePage of {len(self)} messages, {more}>"
 
     @property
+    def wire(self) -> Sequence[dict[str, Any]]:
+        """The page's messages as the service sent them (JSON objects, newest first), for code that
+        builds its own columns (the export writes Arrow straight from them). Read them; do not change
+        them."""
+        return self._wire
+
+    @property
     def frame(self) -> pd.DataFrame:
         """The page's messages as a DataFrame with the columns and dtypes of ``list_messages`` (see
         :mod:`chatnb.frames`), in chronological order (ascending ``sequence_id``) like it."""

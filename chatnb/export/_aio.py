@@ -97,6 +97,8 @@ async def _export_run(
             raise
         run.restart()  # the saved continuation expired: list again, skipping what was written
         page = await _fetch(tc, first_listing(job, run), budget, retries)
+    if page.continuation_token is None:  # the listing's only page: nothing to fetch ahead
+        return await offload_whole(run.feed_last, page)
     trail = LinkTrail()  # each page is its own listing call: the loop check of Sender.pages, across them
     async with Prefetcher() as prefetch:
         while True:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._encode import PARQUET_SCHEMA, encode_csv, encode_jsonl, to_arrow
+from ._encode import PARQUET_OPTIONS, PARQUET_SCHEMA, encode_csv, encode_jsonl, to_arrow
 from ._read import detect_format, own_files, read_files
 from ._result import ExportResult, ThreadExport
 from ._store import LocalStore, Store, open_store
@@ -39,7 +39,7 @@ def _write(store: Store, rel: str, fmt: str, frame: pd.DataFrame, thread_id: str
             import pyarrow.parquet as pq
 
             schema = PARQUET_SCHEMA.with_metadata({"chatnb.thread_id": thread_id})
-            writer = pq.ParquetWriter(pending.fh, schema, compression="zstd")
+            writer = pq.ParquetWriter(pending.fh, schema, **PARQUET_OPTIONS)
             writer.write_table(to_arrow(frame, PARQUET_SCHEMA), row_group_size=20_000)
             writer.close()
         elif fmt == "csv":

@@ -13,7 +13,15 @@ import pyarrow.csv as pacsv
 from .. import frames
 from ._cells import guard_formulas
 
-__all__ = ["ARROW_SCHEMA", "PARQUET_SCHEMA", "encode_csv", "encode_jsonl", "iso_times", "to_arrow"]
+__all__ = [
+    "ARROW_SCHEMA",
+    "PARQUET_OPTIONS",
+    "PARQUET_SCHEMA",
+    "encode_csv",
+    "encode_jsonl",
+    "iso_times",
+    "to_arrow",
+]
 
 _COLUMNS: dict[str, str] = {**frames.MESSAGE_COLUMNS, "thread_id": "string", "thread_topic": "string"}
 _TS = pa.timestamp("ns", tz="UTC")
@@ -28,6 +36,13 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 ARROW_SCHEMA = pa.schema([(name, _ARROW_TYPES.get(name, pa.string())) for name in _COLUMNS])
 PARQUET_SCHEMA = pa.schema([f for f in ARROW_SCHEMA if f.name != "thread_id"])
 _TIMES = ("created_on", "edited_on", "deleted_on")
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    # dictionaries only where values repeat: ids, versions, texts and times are (nearly) all different,
+    # and a dictionary of them costs time and space for nothing
+    "use_dictionary": ["type", "sender_id", "sender_display_name", "topic", "initiator_id", "thread_topic"],
+}
+"""How the export writes Parquet (``pyarrow.parquet.ParquetWriter`` options)."""
 
 
 def to_arrow(frame: pd.DataFrame, schema: pa.Schema = ARROW_SCHEMA) -> pa.Table:

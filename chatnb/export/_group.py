@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
+from ._batch import Batch
 from ._store import Store
 from ._transcripts import TranscriptWriter
 from ._writers import Writer, part_writer
@@ -55,9 +54,9 @@ class WriterGroup:
     def parts(self) -> dict[str, int]:
         return {w.fmt: w.parts for w in self.writers if w.parts}
 
-    def write(self, frame: pd.DataFrame) -> None:
+    def write(self, batch: Batch) -> None:
         for writer in self.writers:
-            writer.write(frame)
+            writer.write(batch)
 
     def should_commit(self) -> bool:
         return all(w.should_commit() for w in self.writers)

@@ -30,10 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from .. import frames
 from ..paging import MessagePage
+from ._batch import NAT, Batch
 from ._group import WriterGroup
 from ._result import ExportProgress, ThreadExport
 from ._state import ExportState, RunState, ThreadState
@@ -42,36 +41,20 @@ from ._writers import recover
 
 __all__ = ["ExportCancelled", "ExportJob", "Options", "ThreadRun"]
 
-SYSTEM_TYPES = ("topicUpdated", "participantAdded", "participantRemoved")
 _NS_PER_US = 1000
-
-
-def _ns(column: pd.Series) -> np.ndarray[Any, Any]:
-    """A datetime column as int64 nanoseconds, NaT as the minimum int64."""
-    return column.to_numpy(dtype="datetime64[ns]").view("int64")
-
-
-def _change_ns(frame: pd.DataFrame) -> np.ndarray[Any, Any]:
-    """When each message last changed: its deletion, edit or creation, in nanoseconds."""
-    created, edited, deleted = _ns(frame["created_on"]), _ns(frame["edited_on"]), _ns(frame["deleted_on"])
-    latest: np.ndarray[Any, Any] = np.maximum(np.maximum(created, edited), deleted)
-    return latest
-
-
-_NAT = np.iinfo(np.int64).min
 
 
 class ExportCancelled(Exception):
     """A worker's thread was stopped because the export stops (another thread raised, or Ctrl-C)."""
 
 
-def _frame_of(pages: list[MessagePage], result: ThreadExport) -> pd.DataFrame:
-    """One frame of ``pages``; lone surrogates (which no format can write) are replaced and counted."""
+def _batch_of(pages: list[MessagePage], result: ThreadExport) -> Batch:
+    """One batch of ``pages``; lone surrogates (which no format can write) are replaced and counted."""
     try:
-        return pages[0].frame if len(pages) == 1 else MessagePage.concat_frames(pages)
+        return Batch.of(pages)
     except UnicodeEncodeError:
         result.repaired += sum(page.repair_text() for page in pages)
-        return pages[0].frame if len(pages) == 1 else MessagePage.concat_frames(pages)
+        return Batch.of(pages)
 
 
 @dataclass
@@ -209,7 +192,7 @@ class ThreadRun:
             csv_guard=opts.csv_guard,
         )
         self._counted = False
-        self._framed = False  # the only pending page's own frame is built already
+        self._looked: Batch | None = None  # the batch of the only pending page, if it was looked into
         self._pending: list[MessagePage] = []
         self._pending_rows = 0
         self._next_link: str | None = self.run.next_link
@@ -233,10 +216,10 @@ class ThreadRun:
         is done.
 
         Pages are gathered until ``batch_rows`` messages (or the end of the listing), then filtered,
-        written and committed together (one frame of all of them: :meth:`MessagePage.concat_frames`):
-        pandas and Arrow work much faster on a few thousand rows than on a page of 200, and a resumed
-        export repeats at most one batch of listing. A page's own frame is only built when it is looked
-        into: the first page of a run, and every page with ``min_sequence_id``.
+        written and committed together (one :class:`~chatnb.export._batch.Batch` of all of them): the
+        conversions work much faster on a few thousand rows than on a page of 200, and a resumed export
+        repeats at most one batch of listing. A page's own batch is only built when it is looked into:
+        the first page of a run, and every page with ``min_sequence_id``.
         """
         if self.job.stopping.is_set():
             raise ExportCancelled("the export was stopped")
@@ -246,26 +229,24 @@ class ThreadRun:
         next_link = page.continuation_token
         more = next_link is not None
         looks = not run.first_page_done or opts.min_seq is not None or (self.job.bar and not self._counted)
-        framed = n > 0 and bool(looks)
-        if framed:
-            _frame_of([page], self.result)  # looked into below: repaired first if need be
-        if n:
+        looked = _batch_of([page], self.result) if n > 0 and looks else None
+        if looked is not None:
             if not run.first_page_done:
                 # the watermark is the newest change on the *first* page: what the listing could see
-                run.watermark = int(_change_ns(page.frame).max()) // _NS_PER_US
+                run.watermark = int(looked.change_ns().max()) // _NS_PER_US
             if not self._counted:
                 self._counted = True
                 if self.job.bar is not None:
                     low = opts.min_seq or 1
-                    top = int(page.frame["sequence_id"].max())
+                    top = int(looked.seq.max())
                     with self.job.lock:
                         self.job.bar.total = (self.job.bar.total or 0) + max(top - low + 1, n)
                         self.job.bar.refresh()
-            if opts.min_seq is not None and int(page.frame["sequence_id"].min()) <= opts.min_seq:
+            if opts.min_seq is not None and int(looked.seq.min()) <= opts.min_seq:
                 more = False  # listed newest first: nothing further down is in range
         self._pending.append(page)
         self._pending_rows += n
-        self._framed = framed and len(self._pending) == 1
+        self._looked = looked if len(self._pending) == 1 else None
         run.first_page_done = True
         self._next_link = next_link if more else None
         self.result.pages += 1
@@ -278,22 +259,27 @@ class ThreadRun:
         self.job.progress(self, n, written)
         return more
 
+    def feed_last(self, page: MessagePage) -> ThreadExport:
+        """Take the listing's last page (one without a continuation link) and :meth:`finish` the run."""
+        self.feed(page)
+        return self.finish()
+
     def _process(self) -> int:
         """Filter, de-duplicate and write the gathered pages; advance the run's position past them.
 
         Returns the rows written."""
         opts = self.job.options
         run = self.run
-        batch, self._pending = self._pending, []
-        pages, rows, self._pending_rows = len(batch), self._pending_rows, 0
+        pending, self._pending = self._pending, []
+        pages, rows, self._pending_rows = len(pending), self._pending_rows, 0
         written = 0
         if rows:
-            # one page already looked into (the first of a run) has its frame: no need to build it again
-            frame = batch[0].frame if self._framed else _frame_of(batch, self.result)
-            n = len(frame)
-            seq = frame["sequence_id"].to_numpy()
-            created = _ns(frame["created_on"])
-            change_us = _change_ns(frame) // _NS_PER_US
+            # one page already looked into (the first of a run) has its batch: no need to build it again
+            batch = self._looked if self._looked is not None else _batch_of(pending, self.result)
+            n = len(batch)
+            seq = batch.seq
+            created = batch.created_ns
+            change_us = batch.change_ns() // _NS_PER_US
             keep = np.ones(n, dtype=bool)
             if n > 1:
                 keep[1:] = seq[1:] != seq[:-1]  # a message listed twice in one batch
@@ -308,23 +294,18 @@ class ThreadRun:
             if opts.until_ns is not None:
                 keep &= created < opts.until_ns
             if not opts.include_system:
-                keep &= ~frame["type"].isin(SYSTEM_TYPES).to_numpy(dtype=bool)
-            keep, handled = self._dedupe(frame, keep, created // _NS_PER_US)
-            self._remember(frame, handled, change_us)
+                keep &= ~batch.is_system()
+            keep, handled = self._dedupe(batch, keep, created // _NS_PER_US)
+            self._remember(batch, handled, change_us)
             written = int(keep.sum())
             if written:
-                out = (frame if written == n else frame[keep]).copy(deep=False)
-                if list(out.columns) != list(frames.MESSAGE_COLUMNS):
-                    out = out[list(frames.MESSAGE_COLUMNS)]
-                # two more columns on a shallow copy: a third of the time of building a new frame
-                out["thread_id"] = pd.array([self.thread_id] * written, dtype="string")
-                out["thread_topic"] = pd.array([self.topic] * written, dtype="string")
-                self.writer.write(out)
+                self.writer.write(batch.take(keep, self.thread_id, self.topic))
                 top = int(seq[keep].max())
                 run.high_seq = top if run.high_seq is None else max(run.high_seq, top)
             low = int(seq.min())
             run.low_seq = low if run.low_seq is None else min(run.low_seq, low)
             run.listed += n
+        self._looked = None
         run.pages += pages
         run.written += written
         run.next_link = self._next_link
@@ -333,7 +314,7 @@ class ThreadRun:
         return written
 
     def _dedupe(
-        self, frame: pd.DataFrame, keep: np.ndarray[Any, Any], created_us: np.ndarray[Any, Any]
+        self, batch: Batch, keep: np.ndarray[Any, Any], created_us: np.ndarray[Any, Any]
     ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Drop rows already exported in this version and deleted rows not to be written.
 
@@ -343,39 +324,37 @@ class ThreadRun:
         opts = self.job.options
         recent = self.ts.recent
         handled = keep.copy()
-        deleted = frame["deleted_on"].notna().to_numpy(dtype=bool)
+        deleted = batch.deleted_ns != NAT
         idx = np.flatnonzero(keep)
         if recent and len(idx):
-            ids = frame["id"].to_numpy(dtype=object)
-            versions = frame["version"].to_numpy(dtype=object)
-            for i in idx:
-                seen = recent.get(ids[i])
-                if seen is not None and seen[0] == versions[i]:
+            ids = batch.values("id", idx)
+            versions = batch.values("version", idx)
+            for i, id_, version in zip(idx.tolist(), ids, versions, strict=True):
+                seen = recent.get(id_)
+                if seen is not None and seen[0] == version:
                     keep[i] = False
                     handled[i] = False
         if not opts.include_deleted:
             drop = keep & deleted
             if drop.any():
                 if self.prev_cutoff is not None:
-                    ids = frame["id"].to_numpy(dtype=object)
-                    for i in np.flatnonzero(drop):
-                        if ids[i] in recent or created_us[i] < self.prev_cutoff:
+                    rows = np.flatnonzero(drop)
+                    for i, id_ in zip(rows.tolist(), batch.values("id", rows), strict=True):
+                        if id_ in recent or created_us[i] < self.prev_cutoff:
                             drop[i] = False  # was exported alive: write the deletion
                 keep &= ~drop
         return keep, handled
 
-    def _remember(
-        self, frame: pd.DataFrame, handled: np.ndarray[Any, Any], change_us: np.ndarray[Any, Any]
-    ) -> None:
+    def _remember(self, batch: Batch, handled: np.ndarray[Any, Any], change_us: np.ndarray[Any, Any]) -> None:
         if self.run.watermark is None or not handled.any():
             return
         cutoff = self.run.watermark - self.job.options.lookback_us
         sel = handled & (change_us >= cutoff)
         if not sel.any():
             return
-        ids = frame["id"].to_numpy(dtype=object)[sel]
-        versions = frame["version"].to_numpy(dtype=object)[sel]
-        for id_, version, t in zip(ids, versions, change_us[sel].tolist(), strict=True):
+        rows = np.flatnonzero(sel)
+        ids, versions = batch.values("id", rows), batch.values("version", rows)
+        for id_, version, t in zip(ids, versions, change_us[rows].tolist(), strict=True):
             self.run.recent[str(id_)] = [str(version), int(t)]
 
     def _commit(self) -> None:

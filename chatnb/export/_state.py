@@ -44,7 +44,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._store import Store
@@ -120,7 +120,11 @@ class ThreadState:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as JSON-ready values (shared with the state, not copied: dump them at once)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.run is not None:
+            data["run"] = {f.name: getattr(self.run, f.name) for f in fields(self.run)}
+        return data
 
     def check_paths(self, thread_id: str) -> None:
         """Raises ValueError if a path of the state is not one of the thread's own files."""

@@ -96,6 +96,8 @@ def _export_run(tc: Any, job: ExportJob, run: ThreadRun, budget: Budget | None, 
             raise
         run.restart()  # the saved continuation expired: list again, skipping what was written
         page = _fetch(tc, first_listing(job, run), budget, retries)
+    if page.continuation_token is None:  # the listing's only page: nothing to fetch ahead
+        return offload_whole(run.feed_last, page)
     trail = LinkTrail()  # each page is its own listing call: the loop check of Sender.pages, across them
     with Prefetcher() as prefetch:
         while True:

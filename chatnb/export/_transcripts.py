@@ -14,9 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pandas as pd
-
 from . import _html, _markdown
+from ._batch import Batch
 from ._writers import Writer
 
 __all__ = ["TranscriptWriter"]
@@ -49,8 +48,8 @@ class TranscriptWriter(Writer):
             return True
         return self.ext == "html" and not _SPOOL_NUMBER.search(rel)  # a spool of the earlier release
 
-    def _write(self, month: str | None, frame: pd.DataFrame) -> None:
-        self._buffer.setdefault(month, []).append(self.render.render_rows(frame).encode())
+    def _write(self, month: str | None, batch: Batch) -> None:
+        self._buffer.setdefault(month, []).append(self.render.render_rows(batch.frame()).encode())
 
     def commit(self) -> None:
         for month, chunks in self._buffer.items():

@@ -27,15 +27,16 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import frames
-from ._encode import ARROW_SCHEMA, PARQUET_SCHEMA, encode_csv, encode_jsonl, to_arrow
+from ._batch import Batch
+from ._encode import ARROW_SCHEMA, PARQUET_OPTIONS, PARQUET_SCHEMA, encode_csv, encode_jsonl
 from ._store import Pending, Store, parts_of
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
 FORMATS = ("parquet", "csv", "jsonl", "html", "markdown")
 EXPORT_COLUMNS: dict[str, str] = {**frames.MESSAGE_COLUMNS, "thread_id": "string", "thread_topic": "string"}
 _MAX_NAME = 200  # bytes of a folder name; file systems allow 255
+_PARQUET_BUFFER = 1 << 16  # bytes a Parquet file gathers before they go to its file (one write)
 
 _NAME = (
     r"part-r\d{4}-\d{5}\.parquet|messages(?:-r\d{4}-\d{5})?\.(?:csv|jsonl)|transcript(?:-r\d{4})?\.(?:html|md)"
@@ -98,15 +100,6 @@ def check_own_path(rel: str, thread_id: str) -> None:
         raise ValueError(f"names {rel!r}, which is not a file of thread {thread_id!r} in the export")
 
 
-def _months(frame: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    keys = frame["created_on"].dt.strftime("%Y-%m").to_numpy()
-    if len(keys) and (keys == keys[0]).all():
-        yield str(keys[0]), frame
-        return
-    for key in sorted(set(keys)):
-        yield str(key), frame[keys == key]
-
-
 class Writer:
     """Writes one thread's rows of one run, in one format, into its partition files.
 
@@ -144,18 +137,18 @@ class Writer:
     def rel(self, month: str | None, name: str) -> str:
         return f"{self.base}/month={month}/{name}" if month is not None else f"{self.base}/{name}"
 
-    def write(self, frame: pd.DataFrame) -> None:
-        """Write rows (export columns)."""
-        if frame.empty:
+    def write(self, batch: Batch) -> None:
+        """Write rows of the thread (a :class:`~chatnb.export._batch.Batch` from ``take``)."""
+        if not len(batch):
             return
-        self.uncommitted_rows += len(frame)
+        self.uncommitted_rows += len(batch)
         if self.by_month:
-            for month, rows in _months(frame):
+            for month, rows in batch.months():
                 self._write(month, rows)
         else:
-            self._write(None, frame)
+            self._write(None, batch)
 
-    def _write(self, month: str | None, frame: pd.DataFrame) -> None:
+    def _write(self, month: str | None, batch: Batch) -> None:
         raise NotImplementedError
 
     def should_commit(self) -> bool:
@@ -184,12 +177,12 @@ class _AppendWriter(Writer):
         super().__init__(*args, **kwargs)
         self._open: dict[str, Any] = {}
 
-    def _write(self, month: str | None, frame: pd.DataFrame) -> None:
+    def _write(self, month: str | None, batch: Batch) -> None:
         rel = self.rel(month, f"messages.{self.fmt}")
         fh = self._open.get(rel)
         if fh is None:
             fh = self._open[rel] = self.store.open_append(rel)  # type: ignore[attr-defined]
-        fh.write(self._encode(frame, header=fh.tell() == 0))
+        fh.write(self._encode(batch.frame(), header=fh.tell() == 0))
 
     def _encode(self, frame: pd.DataFrame, *, header: bool) -> bytes:
         if self.fmt == "csv":
@@ -213,6 +206,27 @@ class _AppendWriter(Writer):
         self._open.clear()
 
 
+class _ParquetSink:
+    """A Parquet file being written to ``fh`` (a file object of the store) through a buffer of its own.
+
+    Written to a Python file object directly, pyarrow calls its ``write`` for every piece of the file
+    (tens of calls for a small file, each taking the GIL back from the other workers); the buffer hands
+    ``fh`` a few large writes instead. :meth:`close` ends the file and leaves all of it in ``fh``.
+    """
+
+    def __init__(self, fh: Any, thread_id: str) -> None:
+        self._out = pa.BufferedOutputStream(pa.PythonFile(fh, mode="w"), buffer_size=_PARQUET_BUFFER)
+        schema = PARQUET_SCHEMA.with_metadata({"chatnb.thread_id": thread_id})
+        self._writer = pq.ParquetWriter(self._out, schema, **PARQUET_OPTIONS)
+
+    def write(self, table: pa.Table, *, row_group_size: int) -> None:
+        self._writer.write_table(table, row_group_size=row_group_size)
+
+    def close(self) -> None:
+        self._writer.close()
+        self._out.flush()  # not close(): that would close fh, which the store commits or discards
+
+
 class _PartWriter(Writer):
     """Numbered part files per partition (Parquet anywhere; CSV and JSON Lines on object stores), each
     written under its final name's hidden twin (or, on object stores, as an object that appears whole
@@ -227,25 +241,21 @@ class _PartWriter(Writer):
             return f"part-r{self.run:04d}-{self.parts:05d}.parquet"
         return f"messages-r{self.run:04d}-{self.parts:05d}.{self.fmt}"
 
-    def _write(self, month: str | None, frame: pd.DataFrame) -> None:
+    def _write(self, month: str | None, batch: Batch) -> None:
         entry = self._pending.get(month)
         if entry is None:
             self.parts += 1
             rel = self.rel(month, self._name())
             pending = self.store.create(rel)
-            sink: Any = None
-            if self.fmt == "parquet":
-                schema = PARQUET_SCHEMA.with_metadata({"chatnb.thread_id": self.thread_id})
-                sink = pq.ParquetWriter(pending.fh, schema, compression="zstd")
+            sink = _ParquetSink(pending.fh, self.thread_id) if self.fmt == "parquet" else None
             entry = self._pending[month] = (pending, rel, sink)
         pending, rel, sink = entry
-        if self.fmt == "parquet":
-            table = to_arrow(frame, PARQUET_SCHEMA)
-            sink.write_table(table, row_group_size=max(min(self.rows_per_file, 20_000), 1))
+        if sink is not None:
+            sink.write(batch.table(PARQUET_SCHEMA), row_group_size=max(min(self.rows_per_file, 20_000), 1))
         elif self.fmt == "csv":
-            pending.fh.write(encode_csv(frame, header=pending.fh.tell() == 0, guard=self.csv_guard))
+            pending.fh.write(encode_csv(batch.frame(), header=pending.fh.tell() == 0, guard=self.csv_guard))
         else:
-            pending.fh.write(encode_jsonl(frame))
+            pending.fh.write(encode_jsonl(batch.frame()))
 
     def should_commit(self) -> bool:
         return self.uncommitted_rows >= self.rows_per_file
