@@ -195,3 +195,19 @@ def test_spec_examples_become_frames(reference: Path) -> None:
         assert len(frame) == len(items) > 0
         first_column = next(iter(columns))
         assert frame[first_column].notna().all()
+
+
+def test_a_list_of_mixed_time_forms_reads_each_time_as_it_reads_alone() -> None:
+    """pandas 2 applied one value's UTC offset to the zone-less times after it in the same list."""
+    mixed = ["1990-01-01 00:00:00.3+05:30", "1990-01-01 00:00:03.106", None, "1990-01-01T00:00:00.5+0530"]
+    alone = [frames.wire_times([value])[0] for value in mixed]
+    assert list(frames.wire_times(mixed)) == alone
+    assert str(alone[1]) == "1990-01-01 00:00:03.106000+00:00"  # no zone: UTC
+    service = ["2024-03-07T10:00:00Z", "2024-03-07T10:00:01.5+01:00", None]  # the one-call path
+    assert [str(t) for t in frames.wire_times(service)] == [
+        "2024-03-07 10:00:00+00:00",
+        "2024-03-07 09:00:01.500000+00:00",
+        "NaT",
+    ]
+    with pytest.raises(ValueError):
+        frames.wire_times(["garbage", "2024-03-07T10:00:00Z"])

@@ -37,7 +37,6 @@ NAT = np.iinfo(np.int64).min
 _TS = pa.timestamp("ns", tz="UTC")
 _TIMES = ("created_on", "edited_on", "deleted_on")
 _TEXTS = tuple(name for name, dtype in frames.MESSAGE_COLUMNS.items() if dtype == "string")
-_RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$"
 SYSTEM_TYPES = ("topicUpdated", "participantAdded", "participantRemoved")
 _SYSTEM = pa.array(SYSTEM_TYPES)
 
@@ -55,13 +54,12 @@ def _nanoseconds(values: list[Any]) -> np.ndarray[Any, Any]:
         return np.full(len(values), NAT, dtype=np.int64)
     try:
         text = pa.array(values, type=pa.string())
-        if pc.all(pc.match_substring_regex(text, _RFC3339)).as_py() is not False:
+        if pc.all(pc.match_substring_regex(text, frames.RFC3339)).as_py() is not False:
             parsed: np.ndarray[Any, Any] = text.cast(_TS).cast(pa.int64()).fill_null(NAT).to_numpy()
             return parsed
     except (pa.ArrowException, UnicodeEncodeError):
         pass
-    index = pd.DatetimeIndex(pd.to_datetime(values, utc=True, format="ISO8601")).as_unit("ns")
-    fallback: np.ndarray[Any, Any] = index.asi8.copy()
+    fallback: np.ndarray[Any, Any] = frames.wire_times(values).asi8.copy()
     return fallback
 
 
