@@ -155,9 +155,9 @@ def test_version_is_one_line_on_stdout() -> None:
 
 
 def test_bad_event_grid_and_clock_options() -> None:
-    assert one_line(chatnb_command("serve", "--in-memory", "--event-grid", "ftp://x")) == (
-        "chatnb serve: the endpoint must be an http:// or https:// URL, not 'ftp://x'"
-    )
+    line = one_line(chatnb_command("serve", "--in-memory", "--event-grid", "ftp://x"))
+    assert line.startswith("chatnb serve: the endpoint must be an http:// or https:// URL")
+    assert line.endswith("not 'ftp://x'")
     assert "invalid choice: 'sideways'" in one_line(chatnb_command("serve", "--clock", "sideways"))
 
 
