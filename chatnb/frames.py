@@ -60,6 +60,7 @@ __all__ = [
     "messages_frame",
     "participants_frame",
     "read_receipts_frame",
+    "service_times",
     "threads_frame",
     "wire_times",
 ]
@@ -125,12 +126,14 @@ def _strings(values: list[Any]) -> Any:
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$"
 
 
-def _all_rfc3339(values: Sequence[Any]) -> bool:
+def service_times(values: Sequence[Any]) -> pa.StringArray | None:
+    """``values`` as Arrow text if every one is a time in the service's form (:data:`RFC3339`) or
+    ``None``; else ``None`` (the list must be read a value at a time)."""
     try:
         text = pa.array(values, type=pa.string())
     except (pa.ArrowException, UnicodeEncodeError):  # not all text (or a lone surrogate)
-        return False
-    return pc.all(pc.match_substring_regex(text, RFC3339)).as_py() is not False
+        return None
+    return text if pc.all(pc.match_substring_regex(text, RFC3339)).as_py() is not False else None
 
 
 def wire_times(values: Sequence[Any]) -> pd.DatetimeIndex:
@@ -147,17 +150,13 @@ def wire_times(values: Sequence[Any]) -> pd.DatetimeIndex:
     index: pd.DatetimeIndex
     if all(v is None for v in values):
         index = pd.DatetimeIndex([pd.NaT] * len(values), tz="UTC")
-    elif _all_rfc3339(values):
+    elif service_times(values) is not None:
         index = pd.DatetimeIndex(pd.to_datetime(list(values), utc=True, format="ISO8601"))
     else:
         each = [pd.to_datetime([v], utc=True, format="ISO8601")[0] for v in values]
         index = pd.DatetimeIndex(each, tz="UTC")
     in_ns: pd.DatetimeIndex = index.as_unit("ns")
     return in_ns
-
-
-def _times(values: list[Any]) -> Any:
-    return wire_times(values)
 
 
 def _objects(values: list[Any]) -> np.ndarray[Any, Any]:
@@ -227,7 +226,7 @@ def message_values(items: Items) -> tuple[Items, np.ndarray[Any, Any], dict[str,
     return items, seq, values
 
 
-_CONVERT = {"string": _strings, _TIME: _times, "object": _objects}
+_CONVERT = {"string": _strings, _TIME: wire_times, "object": _objects}
 
 
 def messages_frame(items: Items) -> pd.DataFrame:
@@ -247,7 +246,7 @@ def participants_frame(items: Items) -> pd.DataFrame:
     data = {
         "id": _strings([_raw_id(p.get("communicationIdentifier")) for p in items]),
         "display_name": _strings([p.get("displayName") for p in items]),
-        "share_history_time": _times([p.get("shareHistoryTime") for p in items]),
+        "share_history_time": wire_times([p.get("shareHistoryTime") for p in items]),
         "metadata": _objects([p.get("metadata") for p in items]),
     }
     return _frame(PARTICIPANT_COLUMNS, data)
@@ -260,7 +259,7 @@ def read_receipts_frame(items: Items) -> pd.DataFrame:
     data = {
         "sender_id": _strings([_raw_id(r.get("senderCommunicationIdentifier")) for r in items]),
         "chat_message_id": _strings([r.get("chatMessageId") for r in items]),
-        "read_on": _times([r.get("readOn") for r in items]),
+        "read_on": wire_times([r.get("readOn") for r in items]),
     }
     return _frame(READ_RECEIPT_COLUMNS, data)
 
@@ -272,7 +271,7 @@ def threads_frame(items: Items) -> pd.DataFrame:
     data = {
         "id": _strings([t["id"] for t in items]),
         "topic": _strings([t.get("topic") for t in items]),
-        "last_message_received_on": _times([t.get("lastMessageReceivedOn") for t in items]),
-        "deleted_on": _times([t.get("deletedOn") for t in items]),
+        "last_message_received_on": wire_times([t.get("lastMessageReceivedOn") for t in items]),
+        "deleted_on": wire_times([t.get("deletedOn") for t in items]),
     }
     return _frame(THREAD_COLUMNS, data)

@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import inspect
 import ssl
-import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import httpx
 
+from .._timeout import timeout
 from .._tokens import token_getter, token_text, wrap_credential
 from .._transport import deadline_message
 
@@ -104,17 +104,15 @@ async def call_refresher(refresher: Callable[[], Any]) -> Any:
 
 
 async def bounded(seconds: float, awaitable: Awaitable[T]) -> T:
-    """``await awaitable``, cancelled after ``seconds``, in the running task: ``asyncio.timeout`` (where
-    Python has it: ``asyncio.wait_for`` of 3.10 and 3.11 can lose a cancellation that comes as the
-    awaited thing completes, and a stream being stopped would then go on).
+    """``await awaitable``, cancelled after ``seconds``, in the running task (:mod:`chatnb._timeout`:
+    never ``asyncio.wait_for``, which before Python 3.12 can lose a cancellation that comes as the
+    awaited thing completes, and a poller or stream being stopped would then go on).
 
     Raises:
-        TimeoutError: once ``seconds`` have passed.
+        asyncio.TimeoutError: once ``seconds`` have passed.
     """
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+    async with timeout(seconds):
+        return await awaitable
 
 
 async def within(

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._timeout import timeout
 from .errors import PayloadTooLarge, RequestTimeout, ServiceError
 
 __all__ = [
@@ -168,7 +169,8 @@ class RequestGuard:
         size = 0
         while True:
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+                async with timeout(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
             except asyncio.TimeoutError:
                 raise RequestTimeout(
                     f"The request body did not arrive within {self.limits.body_timeout:g} s."

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._time import format_rfc3339
+from .._timeout import timeout
 from ..location import private_dir, write_private
 from .gridclient import Answer, WebhookClient, WebhookError
 from .gridsubs import EventGridSubscription
@@ -103,7 +104,8 @@ class GridSender:
             await http.aclose()
 
     async def _exchange(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> Answer:
-        return await asyncio.wait_for(self.http.request(method, url, headers, body), self.timeout)
+        async with timeout(self.timeout):
+            return await self.http.request(method, url, headers, body)
 
     async def handshake(self, sub: EventGridSubscription, code: str, url: str) -> tuple[str, str | None]:
         """``(provisioning state, error)`` of the subscription's validation handshake."""

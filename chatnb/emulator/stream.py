@@ -32,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .._time import format_rfc3339
+from .._timeout import timeout
 from .auth import Caller, authenticate
 from .errors import BadRequest
 from .state import Broadcaster, state_of
@@ -120,7 +121,8 @@ async def _stream(
             yield ": keep-alive\n\n"
             heartbeat_at = now + HEARTBEAT_S
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(waiter.wait(), min(CHECK_S, remaining, heartbeat_at - now))
+            async with timeout(min(CHECK_S, remaining, heartbeat_at - now)):
+                await waiter.wait()
 
 
 class _EventStreamResponse(StreamingResponse):

@@ -18,6 +18,7 @@ repairs the pages (:meth:`~chatnb.MessagePage.repair_text`) and builds it again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,13 +53,11 @@ def _nanoseconds(values: list[Any]) -> np.ndarray[Any, Any]:
     """Times (wire text) as int64 nanoseconds since the epoch, :data:`NAT` where missing."""
     if all(v is None for v in values):
         return np.full(len(values), NAT, dtype=np.int64)
-    try:
-        text = pa.array(values, type=pa.string())
-        if pc.all(pc.match_substring_regex(text, frames.RFC3339)).as_py() is not False:
+    text = frames.service_times(values)
+    if text is not None:
+        with contextlib.suppress(pa.ArrowException):  # in the form, but not a time (a 13th month)
             parsed: np.ndarray[Any, Any] = text.cast(_TS).cast(pa.int64()).fill_null(NAT).to_numpy()
             return parsed
-    except (pa.ArrowException, UnicodeEncodeError):
-        pass
     fallback: np.ndarray[Any, Any] = frames.wire_times(values).asi8.copy()
     return fallback
 

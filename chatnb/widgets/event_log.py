@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 import traitlets as t
 
+from .._timeout import timeout as timeout_after
 from ..events import Event
 from ._base import ChatWidget
 from ._live import EVENT_NAMES, Subscription, chat_client_for, is_async_client, run_blocking
@@ -219,7 +220,8 @@ class EventLog(ChatWidget):
 
         waiter = self.table.watch(n, match, wake)
         try:
-            await asyncio.wait_for(done, timeout)
+            async with timeout_after(timeout):
+                await done
         except asyncio.TimeoutError:
             raise TimeoutError(self._timeout_message(n, waiter.count, event_type, timeout)) from None
         finally:

@@ -32,7 +32,7 @@ __all__ = [
 ROOT = Path(__file__).resolve().parents[2]
 #: What the emulator may load outside itself: pure helpers it shares with the client, and the location
 #: package (the files of a location and the registry of running emulators; it imports neither).
-EMULATOR_SHARES = ("chatnb._time", "chatnb._signing", "chatnb.location")
+EMULATOR_SHARES = ("chatnb._time", "chatnb._timeout", "chatnb._signing", "chatnb.location")
 
 
 def parse(path: Path) -> ast.Module:
