@@ -1,7 +1,8 @@
-"""The chat widgets: what one incoming message costs as the history grows, now, before (main's widgets) and
-in Panel's ``ChatFeed``, plus send-to-paint in Chromium.
+"""The chat widgets: what one incoming message costs as the history grows, now, before (the ipywidgets
+transcript that the anywidget one replaced) and in Panel's ``ChatFeed``, plus send-to-paint in Chromium.
 
-Run: ``.venv/bin/python bench/bench_widgets.py [--sizes 100,1000,5000,20000] [--incoming 50] [--no-browser]``
+Run: ``.venv/bin/python bench/bench_widgets.py [--sizes 100,1000,5000,20000] [--incoming 50] [--no-browser]
+[--before REV]``
 (``pip install -e '.[bench]'`` brings Panel; without it the Panel rows say so).
 
 1. **Kernel side**, for threads of each size (seeded straight into an emulator's store, ``chatnb serve``
@@ -9,10 +10,10 @@ Run: ``.venv/bin/python bench/bench_widgets.py [--sizes 100,1000,5000,20000] [--
    ``chatMessageReceived`` events, handed to the view as its subscription would). Per message: the bytes
    sent to the front end (every comm message, as JSON) and the kernel milliseconds (handler plus sending);
    and the time to first render (from making the view to its first transcript going out). "before" is
-   main's widgets (``git archive main``, run in a child process), which re-render the whole transcript
-   per event; Panel is ``pn.chat.ChatFeed`` appending the same messages to a Bokeh document (bytes: the
-   PATCH-DOC message Bokeh would send; its build time is the first render). Targets: <= 2 KB and <= 2 ms
-   per message, flat in N.
+   the widgets of :data:`BEFORE` (``git archive``, run in a child process), which re-render the whole
+   transcript per event; Panel is ``pn.chat.ChatFeed`` appending the same messages to a Bokeh document
+   (bytes: the PATCH-DOC message Bokeh would send; its build time is the first render). Targets: <= 2 KB
+   and <= 2 ms per message, flat in N.
 2. **Chromium** (JupyterLab, 5,000 messages loaded in the browser): the median time from sending a
    message (another user, over HTTP) to its bubble painted, now and before. Target: < 100 ms.
 """
@@ -33,7 +34,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT))  # the browser helpers: tests.support.jupyter (JupyterLab, Chromium)
+# the browser helpers (tests.support.jupyter: JupyterLab, Chromium), after everything else: the "before"
+# child's chatnb comes from its PYTHONPATH, which the repository's own chatnb must not shadow
+sys.path.append(str(ROOT))
 
 FILLER = "lorem ipsum dolor sit amet " * 4
 PANEL_MAX = 1_000  # Panel builds ~13 messages/s here: larger feeds take minutes
@@ -125,7 +128,7 @@ def measure_kernel(
                 view.handle_event(ev)
                 flush()  # until handed to the comm: the sending is kernel time too
 
-        else:  # main's widgets
+        else:  # the widgets of --before
             view = ChatView(client, chat_client=chat, max_messages=size + 100)
             first = time.perf_counter() - started
             first_bytes = 0
@@ -227,7 +230,7 @@ json.dump({{"endpoint": emu.endpoint, "token": token, "thread": thread.thread_id
 VIEW_NEW = """from chatnb.widgets import ChatView
 view = ChatView(geeta, thread.thread_id)
 view"""
-VIEW_MAIN = """from chatnb.widgets import ChatView
+VIEW_BEFORE = """from chatnb.widgets import ChatView
 view = ChatView(geeta.thread(thread.thread_id), chat_client=geeta.chat_client, max_messages={n} + 100)
 view"""
 OBSERVE = """() => {
@@ -245,7 +248,7 @@ OBSERVE = """() => {
 }"""
 
 
-def measure_browser(impl: str, n: int, sends: int, main_tree: Path | None) -> dict[str, Any]:
+def measure_browser(impl: str, n: int, sends: int, before_tree: Path | None) -> dict[str, Any]:
     import chatnb
     from tests.support.jupyter import JupyterLab, chromium, write_notebook
 
@@ -253,11 +256,11 @@ def measure_browser(impl: str, n: int, sends: int, main_tree: Path | None) -> di
         base = Path(tmp)
         root = base / "nb"
         root.mkdir()
-        view_cell = VIEW_NEW if impl == "new" else VIEW_MAIN.format(n=n)
+        view_cell = VIEW_NEW if impl == "new" else VIEW_BEFORE.format(n=n)
         write_notebook(root / "bench.ipynb", [BROWSER_SETUP.format(n=n), view_cell])
         saved = os.environ.get("PYTHONPATH")
-        if main_tree is not None:
-            os.environ["PYTHONPATH"] = str(main_tree)  # the kernel imports main's chatnb
+        if before_tree is not None:
+            os.environ["PYTHONPATH"] = str(before_tree)  # the kernel imports the chatnb of --before
         try:
             lab = JupyterLab(base, root)
         finally:
@@ -309,11 +312,20 @@ def measure_browser(impl: str, n: int, sends: int, main_tree: Path | None) -> di
             "dom_nodes_rows": loaded, "opened_s": opened}  # fmt: skip
 
 
-def export_main() -> Path:
-    target = Path(tempfile.mkdtemp(prefix="chatnb-bench-main-"))
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "main", "chatnb"], capture_output=True, check=True
-    )
+#: The last chatnb before the anywidget transcript (issue 11): its ChatView re-renders the whole
+#: transcript per event. The "before" of every figure (``--before`` names another revision).
+BEFORE = "30ae029c19d320d5f7a9b45f3a6e297e88e6c340"
+
+
+def export_before(revision: str) -> Path:
+    """The ``chatnb`` package of ``revision`` in a temporary folder (the caller removes it)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "chatnb"], capture_output=True)
+    if archive.returncode:
+        raise SystemExit(
+            f"bench_widgets: cannot read chatnb at {revision} ({archive.stderr.decode().strip()}); "
+            "a shallow clone lacks it: `git fetch --unshallow`, or pass --before REV"
+        )
+    target = Path(tempfile.mkdtemp(prefix="chatnb-bench-before-"))
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     return target
 
@@ -326,6 +338,7 @@ def main() -> None:
     parser.add_argument("--incoming", type=int, default=50)
     parser.add_argument("--sends", type=int, default=15)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--before", default=BEFORE, help="the revision measured as 'before'")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # JSON arguments of a kernel-side run
     args = parser.parse_args()
     if args.child:
@@ -348,7 +361,7 @@ def main() -> None:
     from _common import seeded_emulator
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    main_tree = export_main()
+    before_tree = export_before(args.before)
     try:
         listed = ", ".join(f"{s:,}" for s in sizes)
         print(f"chat widgets, {args.incoming} incoming messages per thread; threads of {listed}")
@@ -362,10 +375,10 @@ def main() -> None:
                 "incoming": args.incoming,
             }
             runs = {}
-            for impl, path in (("new", None), ("main", main_tree)):
+            for impl, path in (("new", None), ("before", before_tree)):
                 env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
                 if path is not None:
-                    env["PYTHONPATH"] = str(path)  # main's chatnb, whole
+                    env["PYTHONPATH"] = str(path)  # the chatnb of --before, whole
                 child = subprocess.run(
                     [sys.executable, __file__, "--child", json.dumps({**spec, "impl": impl})],
                     capture_output=True,
@@ -377,11 +390,11 @@ def main() -> None:
                     raise SystemExit(f"{impl} run failed:\n{child.stderr[-3000:]}")
                 runs[impl] = json.loads(child.stdout.strip().splitlines()[-1])
         panel = {r["n"]: r for r in measure_panel(sizes, args.incoming)}
-        report(sizes, runs["new"], runs["main"], panel)
+        report(sizes, runs["new"], runs["before"], panel)
         if not args.no_browser:
             n = 5_000
             now = measure_browser("new", n, args.sends, None)
-            before = measure_browser("main", n, args.sends, main_tree)
+            before = measure_browser("before", n, args.sends, before_tree)
             print(f"\nChromium, JupyterLab, {n:,} messages loaded in the browser, {args.sends} sends")
             print("(target < 100 ms; rows: message rows and bubbles in the DOM, the rest windowed out)")
             for label, r in (("now", now), ("before", before)):
@@ -391,7 +404,7 @@ def main() -> None:
                 )
             print(f"  ratio   before/now: {before['median_ms'] / now['median_ms']:.1f}x")
     finally:
-        shutil.rmtree(main_tree, ignore_errors=True)
+        shutil.rmtree(before_tree, ignore_errors=True)
 
 
 def report(

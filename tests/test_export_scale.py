@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 import chatnb
+from chatnb.credential import token_user_id
 from chatnb.emulator import Emulator
 from chatnb.export._state import STATE_NAME
 from tests.support.clients import new_chat_user
@@ -143,6 +144,37 @@ def test_a_failing_thread_does_not_stop_the_others(threads: Threads, tmp_path: P
     assert sorted(set(got["thread_id"])) == sorted(wanted[0:1] + wanted[2:])
     for tc in tcs[:3]:
         assert_same_rows(got[got["thread_id"] == tc.thread_id], expected(tc, tc.get_properties().topic))
+
+
+def test_a_thread_that_failed_is_exported_by_the_next_incremental_run(
+    emulator: Emulator, threads: Threads, tmp_path: Path
+) -> None:
+    """A failure for a passing reason (not yet a member: 403) is exported once it has passed, by the same
+    command run again; what the first run exported is not written twice."""
+    chat, tcs = threads
+    owner, _ = new_chat_user(emulator)
+    with owner:
+        later = owner.get_chat_thread_client(owner.create_chat_thread("Joined later").chat_thread.id)
+        for i in range(7):
+            later.send_message(f"later {i}", sender_display_name="Owner")
+        wanted = [tcs[0].thread_id, later.thread_id, tcs[1].thread_id]
+
+        def run() -> chatnb.ExportResult:
+            return chatnb.export_history(
+                chat, tmp_path, threads=wanted, concurrency=2, incremental=True, progress=False
+            )
+
+        with pytest.raises(chatnb.export.ExportError, match=r"1 of 3 thread\(s\)") as info:
+            run()
+        assert [f.thread_id for f in info.value.result.failed] == [later.thread_id]
+        assert isinstance(info.value.result.failed[0].error, chatnb.ForbiddenError)
+        me = chatnb.CommunicationUserIdentifier(token_user_id(token_of(chat)))
+        later.add_participants([chatnb.ChatParticipant(me, display_name="Ann")])
+        again = run()  # no error: the thread that failed is exported now
+        assert again.failed == []
+        got = chatnb.read_export(tmp_path)
+        for tc in (tcs[0], tcs[1], chat.get_chat_thread_client(later.thread_id)):
+            assert_same_rows(got[got["thread_id"] == tc.thread_id], expected(tc, tc.get_properties().topic))
 
 
 def test_cli_reports_failed_threads_last_and_exits_1(

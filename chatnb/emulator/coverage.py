@@ -3,7 +3,7 @@
 
 Every route carries its operation id (the swaggers' ``operationId``, as ``Route(name=...)``), so the table
 is read from the application itself (:func:`operations`), printed by ``chatnb serve --list-operations``
-and kept in the README (a test checks that it is current).
+and kept in ``docs/emulator/api-versions.md`` (a test checks that it is current).
 
 An operation or feature of the real service that the emulator lacks answers ``501 NotImplemented`` with
 the ACS error body naming what is missing and what to use instead, never a bare 404:
