@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import queue
 import re
 import signal
@@ -12,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chatnb._serve_cli import add_serve_parser
 from chatnb.cli import main
 from chatnb.emulator import Emulator, stop_announced
 from chatnb.emulator.certs import ensure_certificate
+from chatnb.emulator.clock import CLOCK_MODES
 from tests.support.logs import LogRecords
 from tests.support.processes import Served
 from tests.support.wire import Wire, q
@@ -179,3 +182,12 @@ def test_stop_announced_stops_the_serve_process_of_a_location(
     assert served.process.wait(15) == 0  # SIGTERM: a clean shutdown
     assert not (location / "server.json").exists()
     assert stop_announced(location) is False
+
+
+def test_the_clock_choices_are_the_emulators_clock_modes() -> None:
+    """The parser may not import the emulator (the import contract), so it spells the modes itself."""
+    commands = argparse.ArgumentParser().add_subparsers()
+    add_serve_parser(commands)
+    serve = commands.choices["serve"]
+    assert f"--clock {{{','.join(CLOCK_MODES)}}}" in serve.format_usage()
+    assert serve.parse_args(["--in-memory"]).clock == CLOCK_MODES[0]
