@@ -23,7 +23,7 @@ import httpx
 from ._core import RetryPolicy, normalize_endpoint, resolve_verify
 from ._retry import Backoff, parse_retry_after, seconds_text
 from ._sse import MAX_EVENT, MAX_LINE, SSEDecoder, SSEMessage, ascii_int
-from .aio._flavour import bounded
+from ._timeout import bounded
 from .aio._sender import Auth, BearerAuth, Sender, open_http
 from .errors import (
     DecodingError,

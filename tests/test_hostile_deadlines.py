@@ -30,8 +30,7 @@ import chatnb
 import chatnb.aio
 from chatnb._polling import Poller
 from chatnb._stream import EventStream
-from chatnb._timeout import timeout
-from chatnb.aio._flavour import bounded as bounded_call
+from chatnb._timeout import bounded
 from chatnb.export import ExportError
 from tests.support.clients import aw
 from tests.support.hostile import (
@@ -154,21 +153,27 @@ async def test_the_poller_fails_a_dripping_round_and_makes_it_again() -> None:
     assert all(n < len(BODY) // 2 for n in sent)
 
 
-async def timeout_block(seconds: float, awaitable: Any) -> Any:
-    """What the emulator and the widgets bound their waits with."""
-    async with timeout(seconds):
-        return await awaitable
-
-
-@pytest.mark.parametrize("bounded", [bounded_call, timeout_block], ids=["client", "shared"])
-async def test_a_cancellation_that_comes_as_the_awaited_answer_does_is_never_lost(bounded: Any) -> None:
-    """The deadline of an attempt is the task's own (``asyncio.wait_for`` of Python 3.10 and 3.11 let
-    the answer win: a poller being stopped as a round's answer came polled on, on CI's Python 3.10)."""
+async def test_a_cancellation_that_comes_as_the_awaited_answer_does_is_never_lost() -> None:
+    """Every bounded wait (the client's attempts, the emulator's, the widgets') lets a cancellation
+    through: ``asyncio.wait_for`` of Python 3.10 and 3.11 let the answer win, and a poller being stopped
+    as a round's answer came polled on (on CI's Python 3.10)."""
     answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     attempt = asyncio.ensure_future(bounded(60.0, answer))
     await asyncio.sleep(0)  # the attempt waits for its answer
     answer.set_result("the answer")  # the answer and the stop, in one turn of the loop
     attempt.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await attempt
+
+
+async def test_a_cancellation_that_comes_as_the_deadline_passes_is_never_lost() -> None:
+    """The deadline and a stop in one turn of the loop: the stop wins (``async-timeout`` on Python 3.10
+    made it a TimeoutError, and a stream stopped as its connect deadline passed reconnected)."""
+    loop = asyncio.get_running_loop()
+    attempt = asyncio.ensure_future(bounded(0.01, loop.create_future()))
+    await asyncio.sleep(0)  # the attempt waits, its deadline 10 ms away
+    loop.call_later(0.02, attempt.cancel)  # the stop, due just after the deadline
+    time.sleep(0.05)  # hold the loop: both are due when it next looks, the deadline first
     with pytest.raises(asyncio.CancelledError):
         await attempt
 

@@ -5,8 +5,7 @@ The shells (``chatnb/aio/_sender.py``, ``_client.py``, ``_identity.py``, ``_cred
 twins. What cannot be said with the same words in both flavours lives here and in :mod:`chatnb._flavour`,
 under the same names: locks, background work, work handed to a thread, how a credential is asked for its
 token, which clients a function accepts, and how an attempt is held to its deadline (here
-``asyncio.timeout``; the sync flavour bounds each socket operation: :mod:`chatnb._deadline`).
-:func:`bounded` has no sync twin: only the async event stream (:mod:`chatnb._stream`) uses it directly.
+:func:`chatnb._timeout.bounded`; the sync flavour bounds each socket operation: :mod:`chatnb._deadline`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .._timeout import timeout
+from .._timeout import bounded
 from .._tokens import token_getter, token_text, wrap_credential
 from .._transport import deadline_message
 
@@ -31,7 +30,6 @@ __all__ = [
     "Prefetcher",
     "as_credential",
     "bearer_token",
-    "bounded",
     "call_refresher",
     "check_refresher",
     "default_transport",
@@ -101,18 +99,6 @@ async def call_refresher(refresher: Callable[[], Any]) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
-
-
-async def bounded(seconds: float, awaitable: Awaitable[T]) -> T:
-    """``await awaitable``, cancelled after ``seconds``, in the running task (:mod:`chatnb._timeout`:
-    never ``asyncio.wait_for``, which before Python 3.12 can lose a cancellation that comes as the
-    awaited thing completes, and a poller or stream being stopped would then go on).
-
-    Raises:
-        asyncio.TimeoutError: once ``seconds`` have passed.
-    """
-    async with timeout(seconds):
-        return await awaitable
 
 
 async def within(

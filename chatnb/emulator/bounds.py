@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._timeout import timeout
+from .._timeout import bounded
 from .errors import PayloadTooLarge, RequestTimeout, ServiceError
 
 __all__ = [
@@ -169,8 +169,7 @@ class RequestGuard:
         size = 0
         while True:
             try:
-                async with timeout(max(0.0, deadline - time.monotonic())):
-                    message = await receive()
+                message = await bounded(max(0.0, deadline - time.monotonic()), receive())
             except asyncio.TimeoutError:
                 raise RequestTimeout(
                     f"The request body did not arrive within {self.limits.body_timeout:g} s."

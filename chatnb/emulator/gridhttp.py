@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._time import format_rfc3339
-from .._timeout import timeout
+from .._timeout import bounded
 from ..location import private_dir, write_private
 from .gridclient import Answer, WebhookClient, WebhookError
 from .gridsubs import EventGridSubscription
@@ -104,8 +104,7 @@ class GridSender:
             await http.aclose()
 
     async def _exchange(self, method: str, url: str, headers: dict[str, str], body: bytes = b"") -> Answer:
-        async with timeout(self.timeout):
-            return await self.http.request(method, url, headers, body)
+        return await bounded(self.timeout, self.http.request(method, url, headers, body))
 
     async def handshake(self, sub: EventGridSubscription, code: str, url: str) -> tuple[str, str | None]:
         """``(provisioning state, error)`` of the subscription's validation handshake."""

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from .._time import format_rfc3339
-from .._timeout import timeout
+from .._timeout import bounded
 from .auth import Caller, authenticate
 from .errors import BadRequest
 from .state import Broadcaster, state_of
@@ -121,8 +121,7 @@ async def _stream(
             yield ": keep-alive\n\n"
             heartbeat_at = now + HEARTBEAT_S
         with contextlib.suppress(asyncio.TimeoutError):
-            async with timeout(min(CHECK_S, remaining, heartbeat_at - now)):
-                await waiter.wait()
+            await bounded(min(CHECK_S, remaining, heartbeat_at - now), waiter.wait())
 
 
 class _EventStreamResponse(StreamingResponse):

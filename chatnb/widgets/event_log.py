@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 import traitlets as t
 
-from .._timeout import timeout as timeout_after
+from .._timeout import bounded
 from ..events import Event
 from ._base import ChatWidget
 from ._live import EVENT_NAMES, Subscription, chat_client_for, is_async_client, run_blocking
@@ -220,8 +220,7 @@ class EventLog(ChatWidget):
 
         waiter = self.table.watch(n, match, wake)
         try:
-            async with timeout_after(timeout):
-                await done
+            await bounded(timeout, done)
         except asyncio.TimeoutError:
             raise TimeoutError(self._timeout_message(n, waiter.count, event_type, timeout)) from None
         finally:
