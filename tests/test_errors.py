@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -390,6 +391,16 @@ def test_bad_constructor_arguments() -> None:
         chatnb.CommunicationTokenCredential(TOKEN, proactive_refresh=True)
     with pytest.raises(ValueError):
         chatnb.CommunicationIdentityClient(ENDPOINT, "not base64!!")
+
+
+@pytest.mark.parametrize("text", ["", "not a certificate\n", "-----BEGIN CERTIFICATE-----\nAAAA\n"])
+def test_a_ca_file_without_a_certificate_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    """A PEM that is empty, not a PEM or cut short names itself and what to pass (not a bare SSLError)."""
+    bad = tmp_path / "ca.pem"
+    bad.write_text(text)
+    for module in (chatnb, chatnb.aio):
+        with pytest.raises(ValueError, match=r"'.*ca\.pem' holds no certificate that can be loaded"):
+            module.ChatClient(ENDPOINT, TOKEN, connection_verify=str(bad))
 
 
 # -- secrets stay out of messages and reprs ------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pandas as pd
 import pyarrow.dataset as ds
 import pytest
@@ -187,6 +189,28 @@ def test_memory_store_round_trip_with_several_formats(history: Any, tmp_path: Pa
     compacted = chatnb.compact_export(url, f"{url}-compact")
     assert len(compacted.threads) == 3
     pd.testing.assert_frame_equal(chatnb.read_export(f"{url}-compact"), chatnb.read_export(url, latest=True))
+
+
+def test_a_torn_newest_state_version_gives_way_to_the_one_before(history: Any, tmp_path: Path) -> None:
+    """A store without atomic rename can keep half a save (a killed upload): the next run reads the newest
+    version that parses and exports exactly what is missing; with none readable it stops and says so."""
+    chat, tcs = history
+    url = f"memory://chatnb-test-{secrets.token_hex(4)}/export"
+    kw: dict[str, Any] = {"threads": [tc.thread_id for tc in tcs], "incremental": True, "progress": False}
+    chatnb.export_history(chat, url, **kw)
+    fs = fsspec.filesystem("memory")
+    folder = url.removeprefix("memory://") + "/.chatnb-export-state"
+    newest = max(int(re.findall(r"state-(\d{10})\.json", p)[0]) for p in fs.ls(folder, detail=False))
+    fs.pipe(f"{folder}/state-{newest + 1:010d}.json", b'{"threads": {"19:')  # a save cut off
+    tcs[0].send_message("sent after the torn save")
+    assert chatnb.export_history(chat, url, **kw).rows == 1
+    chatnb.export_history(chat, tmp_path, **kw)
+    pd.testing.assert_frame_equal(chatnb.read_export(url), chatnb.read_export(tmp_path))
+    for path in fs.ls(folder, detail=False):
+        fs.pipe(path, b"{")
+    with pytest.raises(ValueError, match="holds no readable export state"):
+        chatnb.export_history(chat, url, **kw)
+    assert len(chatnb.read_export(url)) == len(chatnb.read_export(tmp_path))  # nothing was removed
 
 
 def test_cloud_errors_are_clear(history: Any) -> None:

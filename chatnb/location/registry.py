@@ -264,6 +264,9 @@ def trust(
     certificate of the local emulator serving ``endpoint``; else the system's trust store. For a loopback
     endpoint or a ``cafile``, a certificate failure names the PEM to use; elsewhere ``True`` stands for
     the system's (httpx's own default).
+
+    Raises:
+        ValueError: if ``cafile`` (given, or the emulator's) holds no certificate that can be loaded.
     """
     if cafile is None:
         cafile = None if system else ca_for_endpoint(endpoint)
@@ -273,6 +276,12 @@ def trust(
     if cafile is None:
         context.load_default_certs()
     else:
-        context.load_verify_locations(cafile=os.fspath(cafile))
+        try:
+            context.load_verify_locations(cafile=os.fspath(cafile))
+        except ssl.SSLError as exc:
+            raise ValueError(
+                f"connection_verify: {os.fspath(cafile)!r} holds no certificate that can be loaded "
+                f"({exc.reason or exc}); pass a PEM file, such as the emulator's emulator-cert.pem"
+            ) from None
     context.endpoint, context.cafile = endpoint, None if cafile is None else os.fspath(cafile)
     return context
