@@ -221,7 +221,8 @@ def _modes(root: Path) -> dict[str, int]:
 def test_a_location_connect_creates_is_private_from_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With no umask to help, every folder ``connect()`` makes is 0700 and every file 0600 on disk.
+    """With no umask to help, every folder ``connect()`` makes is 0700 and every file 0600 on disk, and so
+    is an export of its chat (in every format: chat content is as private as the database).
 
     That is so from creation: each is made by ``mkdir``/``os.open``/``mkstemp`` with those modes (a umask
     can only narrow them), never written first and narrowed after.
@@ -234,8 +235,16 @@ def test_a_location_connect_creates_is_private_from_the_start(
         try:
             thread = session.user("Ann").create_thread("private", participants=["Bea"])
             thread.send_message("chat content")
+            exported = chatnb.export_history(
+                session.user("Ann").chat_client,
+                tmp_path / "exports" / "ann",
+                format=["parquet", "csv", "jsonl", "html", "markdown"],
+                incremental=True,
+                progress=False,
+            )
             modes = _modes(home)
             entry = _modes(location.registry_dir())
+            export = _modes(tmp_path / "exports")
         finally:
             assert session.stop() is True
     finally:
@@ -256,6 +265,10 @@ def test_a_location_connect_creates_is_private_from_the_start(
     assert {name: mode for name, mode in files.items() if mode != 0o600} == {}
     assert [p for p in files if p.startswith("emulator/leases/") and p.endswith(".lease")]  # the session's
     assert {name: mode for name, mode in entry.items() if mode not in (0o600, 0o700)} == {}
+    assert exported.rows == 1 and len(export) > 6  # folders, the state, a file per format
+    assert {
+        n: m for n, m in export.items() if m != (0o700 if (tmp_path / "exports" / n).is_dir() else 0o600)
+    } == {}
     log = (home / "emulator" / "emulator.log").read_text()
     assert "accesskey=<not logged" in log and session.connection_string.split("accesskey=")[1] not in log
 
