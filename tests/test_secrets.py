@@ -31,6 +31,7 @@ import chatnb
 from chatnb import ChatClient, CommunicationIdentityClient, CommunicationTokenCredential, location
 from chatnb.emulator import Emulator, FaultPlan
 from chatnb.errors import APIError
+from tests.support.export import modes
 from tests.support.processes import ServerProcess, announcement
 from tests.support.waiting import wait_until
 from tests.support.wire import Wire, assert_error, q
@@ -213,11 +214,6 @@ def test_private_file_mode_survives_a_loose_umask(tmp_path: Path) -> None:
         os.umask(old)
 
 
-def _modes(root: Path) -> dict[str, int]:
-    """The mode of ``root`` and of everything below it, by path relative to ``root``."""
-    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in [root, *root.rglob("*")]}
-
-
 def test_a_location_connect_creates_is_private_from_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,17 +238,17 @@ def test_a_location_connect_creates_is_private_from_the_start(
                 incremental=True,
                 progress=False,
             )
-            modes = _modes(home)
-            entry = _modes(location.registry_dir())
-            export = _modes(tmp_path / "exports")
+            found = modes(home)
+            entry = modes(location.registry_dir())
+            export = modes(tmp_path / "exports")
         finally:
             assert session.stop() is True
     finally:
         os.umask(old)
-    folders = {name for name in modes if (home / name).is_dir()}
+    folders = {name for name in found if (home / name).is_dir()}
     assert {".", "emulator", "emulator/leases"} <= folders
-    assert {name: mode for name, mode in modes.items() if name in folders and mode != 0o700} == {}
-    files = {name: mode for name, mode in modes.items() if name not in folders}
+    assert {name: mode for name, mode in found.items() if name in folders and mode != 0o700} == {}
+    files = {name: mode for name, mode in found.items() if name not in folders}
     expected = {
         "emulator.json",
         "emulator.log",
